@@ -1,0 +1,42 @@
+# Two entry points on a fresh machine (Python 3.11+, Node with npm):
+#   make demo   the main job on the embedded SQLite default, no server, no configuration
+#   make test   everything CI runs: the test suite on SQLite, dynalite and moto's server,
+#               then ruff, the import layers, mypy --strict and the docs build
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: demo test lint typing docs bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.tools/node_modules/dynalite/cli.js:
+	npm install --no-audit --no-fund --silent --prefix .tools dynalite@4
+
+demo: $(BIN)/.installed
+	$(BIN)/python examples/quickstart.py
+
+test: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+	$(BIN)/pytest
+	$(MAKE) lint typing docs
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typing: $(BIN)/.installed
+	$(BIN)/mypy
+
+docs: $(BIN)/.installed
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/sqlite_overhead.py
+
+clean:
+	rm -rf $(VENV) .tools docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis

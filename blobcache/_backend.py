@@ -1,0 +1,86 @@
+"""What a storage backend provides, and the cache semantics shared by all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """The stored state of one digest: its original and every path, the original included."""
+
+    original: str
+    paths: frozenset[str]
+
+    @classmethod
+    def tolerant(cls, original: str | None, paths: Iterable[str]) -> Item | None:
+        """Read an item however another writer left it.
+
+        zot may keep the original outside the set and a crash in zot can
+        leave an item with no original; an item with no path at all reads as
+        absent.
+        """
+        members = frozenset(paths)
+        if original is None:
+            if not members:
+                return None
+            original = min(members)
+        return cls(original, members | {original})
+
+    def without(self, path: str) -> Item | None:
+        """The item after deleting ``path``: ``None`` once no path is left.
+
+        When the original goes, the smallest remaining path (code-point
+        order) takes its place, so every backend promotes the same path.
+        """
+        remaining = self.paths - {path}
+        if not remaining:
+            return None
+        original = self.original if self.original != path else min(remaining)
+        return Item(original, remaining)
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What a delete did, for the caller's log."""
+
+    removed: bool
+    promoted: str | None = None
+    item_removed: bool = False
+
+    @classmethod
+    def between(cls, before: Item, after: Item | None) -> Removal:
+        """Describe the change from ``before`` to ``after``."""
+        if after is None:
+            return cls(removed=True, item_removed=True)
+        promoted = after.original if after.original != before.original else None
+        return cls(removed=True, promoted=promoted)
+
+
+class Backend(Protocol):
+    """A store that keeps `Item`\\ s by digest. Inputs are already validated."""
+
+    #: "dynamodb" or "sqlite".
+    name: str
+    #: What log lines call the store: a table name or a database file.
+    target: str
+
+    def create_table(self) -> bool:
+        """Create the table or schema if missing; return whether it was created."""
+
+    def put(self, digest: str, path: str) -> None:
+        """Add ``path``; the first path of a digest becomes its original."""
+
+    def get(self, digest: str) -> Item | None:
+        """The item for ``digest``, or ``None``."""
+
+    def delete(self, digest: str, path: str) -> Removal:
+        """Remove ``path``, promoting or removing the item as `Item.without` says."""
+
+    def scan(self) -> Iterator[tuple[str, Item]]:
+        """Every item, streamed."""
+
+    def close(self) -> None:
+        """Release connections."""

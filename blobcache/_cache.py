@@ -1,0 +1,198 @@
+"""`BlobCache`, the repository: validation, path mapping and logging over a backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from blobcache._backend import Backend, Item
+from blobcache._errors import CacheMiss
+from blobcache._logging import get_logger
+from blobcache._options import Options
+from blobcache._url import Location, parse_url
+from blobcache._validate import PathMapper, parse_digest
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    """One digest as `BlobCache.entries` yields it: its original and every path.
+
+    .. versionadded:: 0.1
+    """
+
+    digest: str
+    original: str
+    paths: frozenset[str]
+
+
+class BlobCache:
+    """The dedupe cache: maps each digest to its original path and every path.
+
+    Build one with `BlobCache.from_url`. A cache is safe to share between
+    threads; it validates every digest and path before it sends anything.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        options: Options | None = None,
+    ) -> None:
+        self._backend = backend
+        self._paths = PathMapper(root)
+        self.options = options or Options()
+        self._log = get_logger(
+            f"blobcache.{backend.name}",
+            backend=backend.name,
+            **({"table": backend.target} if backend.name == "dynamodb" else {}),
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> BlobCache:
+        """Open the cache at ``url``.
+
+        Args:
+            url: ``dynamodb:///TABLE?region=...[&endpoint_url=...]`` or
+                ``sqlite:///relative.db`` / ``sqlite:////absolute.db``. Without
+                one, ``$BLOBCACHE_URL``, else a SQLite file in the per-user data
+                directory.
+            root: store paths relative to this directory (relative-path mode).
+            options: any `Options` field, overriding the URL's query.
+
+        Raises:
+            ConfigurationError: the URL or an option is wrong.
+        """
+        location = parse_url(url, options)
+        return cls(_open_backend(location), root=root, options=location.options)
+
+    @property
+    def name(self) -> str:
+        """The backend: ``"dynamodb"`` or ``"sqlite"``."""
+        return self._backend.name
+
+    @property
+    def uses_relative_paths(self) -> bool:
+        """Whether a root was given, so paths are stored relative to it."""
+        return self._paths.root is not None
+
+    @property
+    def root(self) -> str | None:
+        """The absolute root of relative-path mode, or ``None``."""
+        return self._paths.root
+
+    def create_table(self) -> None:
+        """Create the table (DynamoDB) or schema (SQLite) if it does not exist yet.
+
+        Idempotent and safe to run from several processes at once.
+        """
+        if self._backend.create_table():
+            self._log.info("table_created")
+
+    def put(self, digest: str, path: str) -> None:
+        """Record ``path`` for ``digest``; the first path recorded becomes the original.
+
+        Raises:
+            InvalidDigest, InvalidPath: before anything is sent.
+            ItemTooLarge: the item would pass DynamoDB's 400 KB limit; nothing changed.
+        """
+        digest, stored = parse_digest(digest), self._paths.to_stored(path)
+        self._backend.put(digest, stored)
+        self._log.info("blob_put", digest=digest, path=stored)
+
+    def get(self, digest: str) -> str:
+        """The original path of ``digest``.
+
+        Raises:
+            CacheMiss: the digest has no entry.
+        """
+        return self._paths.to_public(self._read(digest).original)
+
+    def get_all(self, digest: str) -> list[str]:
+        """Every path of ``digest``: the original first, then the others sorted.
+
+        Raises:
+            CacheMiss: the digest has no entry.
+        """
+        item = self._read(digest)
+        ordered = [item.original, *sorted(item.paths - {item.original})]
+        return [self._paths.to_public(path) for path in ordered]
+
+    def has(self, digest: str, path: str) -> bool:
+        """Whether ``path`` is recorded for ``digest``."""
+        digest, stored = parse_digest(digest), self._paths.to_stored(path)
+        item = self._backend.get(digest)
+        found = item is not None and stored in item.paths
+        self._log.debug("blob_checked", digest=digest, path=stored, found=found)
+        return found
+
+    def delete(self, digest: str, path: str) -> None:
+        """Forget ``path``; an unknown digest or path is a no-op.
+
+        If ``path`` was the original, the smallest remaining path becomes the
+        original; if it was the last path, the entry goes.
+        """
+        digest, stored = parse_digest(digest), self._paths.to_stored(path)
+        removal = self._backend.delete(digest, stored)
+        if not removal.removed:
+            self._log.debug("blob_delete_missed", digest=digest, path=stored)
+            return
+        self._log.info("blob_deleted", digest=digest, path=stored)
+        if removal.promoted is not None:
+            self._log.info("original_promoted", digest=digest, path=removal.promoted)
+        if removal.item_removed:
+            self._log.info("item_removed", digest=digest)
+
+    def entries(self) -> Iterator[BlobEntry]:
+        """Every entry of the cache, streamed page by page (not a snapshot)."""
+        public = self._paths.to_public
+        for digest, item in self._backend.scan():
+            yield BlobEntry(digest, public(item.original), frozenset(map(public, item.paths)))
+
+    def close(self) -> None:
+        """Release connections; the cache reopens them if used again."""
+        self._backend.close()
+
+    def __enter__(self) -> BlobCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        root = f", root={self.root!r}" if self.root else ""
+        return f"<BlobCache {self.name} {self._backend.target!r}{root}>"
+
+    def _read(self, digest: str) -> Item:
+        digest = parse_digest(digest)
+        item = self._backend.get(digest)
+        if item is None:
+            self._log.debug("blob_missed", digest=digest)
+            raise CacheMiss(digest)
+        self._log.debug("blob_read", digest=digest, path=item.original)
+        return item
+
+
+def _open_backend(location: Location) -> Backend:
+    if location.scheme == "dynamodb":
+        from blobcache._dynamodb import DynamoDBBackend
+
+        return DynamoDBBackend(
+            location.target,
+            region=location.region,
+            endpoint_url=location.endpoint_url,
+            options=location.options,
+        )
+    from blobcache._sqlite import SQLiteBackend
+
+    return SQLiteBackend(location.target, options=location.options)

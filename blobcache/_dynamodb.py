@@ -1,0 +1,366 @@
+"""The DynamoDB backend: `BlobRecord`'s table, written with conditional requests."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from blobcache._backend import Item, Removal
+from blobcache._errors import (
+    BlobCacheError,
+    ConfigurationError,
+    ItemTooLarge,
+    StoreUnavailable,
+    TableNotFound,
+)
+from blobcache._model import BlobRecord
+from blobcache._options import Options
+
+_NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
+_HASH_KEY = "Digest"
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "LimitExceededException",
+}
+_DENIED = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+}
+Raw = dict[str, Any]
+
+
+class _ConditionFailed(Exception):
+    """A conditional write lost; ``item`` is the item the server saw, if it said."""
+
+    def __init__(self, item: Raw | None) -> None:
+        self.item = item
+
+
+def decode(raw: Raw | None) -> Item | None:
+    """Read a raw DynamoDB item tolerantly (see `Item.tolerant`)."""
+    if raw is None:
+        return None
+    original = raw.get("OriginalBlobPath", {}).get("S")
+    return Item.tolerant(original, raw.get("DuplicateBlobPath", {}).get("SS", ()))
+
+
+def _state_condition(raw: Raw) -> tuple[str, dict[str, Any]]:
+    """A condition that holds only while the item is exactly as ``raw`` shows it."""
+    clauses, values = [], {}
+    for placeholder, attribute in (("#orig", "OriginalBlobPath"), ("#paths", "DuplicateBlobPath")):
+        if attribute in raw:
+            clauses.append(f"{placeholder} = :was{placeholder[1:]}")
+            values[f":was{placeholder[1:]}"] = raw[attribute]
+        else:
+            clauses.append(f"attribute_not_exists({placeholder})")
+    return " AND ".join(clauses), values
+
+
+class DynamoDBBackend:
+    """Keeps items in a DynamoDB table in zot's layout.
+
+    Writes go through the botocore client of the bound `BlobRecord`'s
+    connection, because they need conditions and return values that
+    ``Model.update`` does not offer.
+    """
+
+    name = "dynamodb"
+
+    def __init__(
+        self, table: str, *, region: str | None, endpoint_url: str | None, options: Options
+    ) -> None:
+        self.target = table
+        self.options = options
+        self.record = BlobRecord.bind(
+            table,
+            region=region,
+            host=endpoint_url,
+            connect_timeout_seconds=options.connect_timeout,
+            read_timeout_seconds=options.read_timeout,
+            max_retry_attempts=options.max_retries,
+        )
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The botocore DynamoDB client, created on first use (it resolves credentials)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    connection = self.record._get_connection().connection
+                    self._client = self._call(lambda: connection.client)
+        return self._client
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _call(self, request: Callable[[], Any], digest: str | None = None) -> Any:
+        """Run one botocore request, translating its failures into blobcache errors."""
+        try:
+            return request()
+        except ClientError as exc:
+            raise self._translate(exc, digest) from exc
+        except (NoRegionError, NoCredentialsError, PartialCredentialsError) as exc:
+            raise ConfigurationError(
+                f"cannot reach DynamoDB table {self.target!r}: {exc}; set a region "
+                "(?region=... in the URL, or AWS_DEFAULT_REGION) and credentials "
+                "(environment, profile or instance role)",
+                cause=exc,
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"DynamoDB table {self.target!r} is unreachable after "
+                f"{self.options.max_retries} retries: {exc}; check the endpoint and network, "
+                "or raise connect_timeout/read_timeout/max_retries",
+                cause=exc,
+            ) from exc
+
+    def _translate(self, exc: ClientError, digest: str | None) -> BlobCacheError:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message", "")
+        if code == "ResourceNotFoundException":
+            return TableNotFound(self.target, cause=exc)
+        if code in _THROTTLED:
+            return StoreUnavailable(
+                f"DynamoDB kept refusing requests to table {self.target!r} ({code}) after "
+                f"{self.options.max_retries} retries; retry later or raise max_retries",
+                cause=exc,
+            )
+        if code in _DENIED:
+            return ConfigurationError(
+                f"DynamoDB refused the credentials for table {self.target!r} ({code}: "
+                f"{message}); check the AWS credentials and the IAM policy",
+                cause=exc,
+            )
+        if code == "ValidationException" and "key element does not match the schema" in message:
+            return ConfigurationError(self._schema_message(), cause=exc)
+        if code == "ValidationException" and "maximum allowed size" in message and digest:
+            item = self.get(digest)
+            return ItemTooLarge(digest, len(item.paths) if item else 0, cause=exc)
+        return BlobCacheError(
+            f"DynamoDB rejected a request on table {self.target!r}: {code}: {message}", cause=exc
+        )
+
+    def _schema_message(self) -> str:
+        return (
+            f"table {self.target!r} does not have blobcache's key schema (hash key "
+            f"{_HASH_KEY!r} of type S, no range key); point the URL at a blobcache or zot "
+            "cache table"
+        )
+
+    def _update(
+        self, digest: str, expression: str, values: dict[str, Any], condition: str | None = None
+    ) -> None:
+        """One UpdateItem; a failed condition raises `_ConditionFailed` with the old item."""
+        request: dict[str, Any] = {
+            "TableName": self.target,
+            "Key": {_HASH_KEY: {"S": digest}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": _NAMES,
+            "ExpressionAttributeValues": values,
+        }
+        if condition is not None:
+            request["ConditionExpression"] = condition
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self._conditional(lambda: self.client.update_item(**request), digest)
+
+    def _conditional(self, request: Callable[[], Any], digest: str) -> None:
+        try:
+            self._call(request, digest)
+        except BlobCacheError as exc:
+            cause = exc.cause
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
+                raise _ConditionFailed(cause.response.get("Item")) from None
+            raise
+
+    def _get_raw(self, digest: str) -> Raw | None:
+        response = self._call(
+            lambda: self.client.get_item(
+                TableName=self.target,
+                Key={_HASH_KEY: {"S": digest}},
+                ConsistentRead=self.options.consistent_read,
+            ),
+            digest,
+        )
+        item: Raw | None = response.get("Item")
+        return item
+
+    # -- the backend protocol ---------------------------------------------------------------
+
+    def create_table(self) -> bool:
+        """Create the table unless it exists; wait until it is ACTIVE."""
+        try:
+            description = self._call(lambda: self.client.describe_table(TableName=self.target))
+        except TableNotFound:
+            description = None
+        created = False
+        if description is None:
+            created = self._create()
+        self._wait_active()
+        if not created:
+            self._check_schema(description or self._describe())
+        return created
+
+    def _create(self) -> bool:
+        schema = self.record._get_schema()
+        request: dict[str, Any] = {
+            "TableName": self.target,
+            "KeySchema": schema["key_schema"],
+            "AttributeDefinitions": schema["attribute_definitions"],
+            "BillingMode": self.options.billing_mode,
+        }
+        if self.options.billing_mode == "PROVISIONED":
+            request["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": self.options.read_capacity,
+                "WriteCapacityUnits": self.options.write_capacity,
+            }
+        try:
+            self._call(lambda: self.client.create_table(**request))
+        except BlobCacheError as exc:
+            # Another process created it between our DescribeTable and CreateTable.
+            if exc.cause_response_code == "ResourceInUseException":
+                return False
+            raise
+        return True
+
+    def _describe(self) -> Raw:
+        response: Raw = self._call(lambda: self.client.describe_table(TableName=self.target))
+        return response
+
+    def _wait_active(self) -> None:
+        deadline = time.monotonic() + self.options.table_wait_timeout
+        delay = 0.05
+        while self._describe()["Table"].get("TableStatus") != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"table {self.target!r} did not become ACTIVE within "
+                    f"{self.options.table_wait_timeout} s; check it in the console, or raise "
+                    "table_wait_timeout"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _check_schema(self, description: Raw) -> None:
+        table = description["Table"]
+        keys = {key["AttributeName"]: key["KeyType"] for key in table.get("KeySchema", [])}
+        types = {
+            attribute["AttributeName"]: attribute["AttributeType"]
+            for attribute in table.get("AttributeDefinitions", [])
+        }
+        if keys != {_HASH_KEY: "HASH"} or types.get(_HASH_KEY) != "S":
+            raise ConfigurationError(self._schema_message())
+
+    def put(self, digest: str, path: str) -> None:
+        """One UpdateItem: set the original if absent and add the path to the set."""
+        self._update(
+            digest,
+            "SET #orig = if_not_exists(#orig, :path) ADD #paths :paths",
+            {":path": {"S": path}, ":paths": {"SS": [path]}},
+        )
+
+    def get(self, digest: str) -> Item | None:
+        """One GetItem, consistent unless the options say otherwise."""
+        return decode(self._get_raw(digest))
+
+    def delete(self, digest: str, path: str) -> Removal:
+        """Remove ``path`` without ever leaving an item with no path.
+
+        The common case, a path that is neither the original nor the last
+        one, is a single conditional DELETE from the set. Anything else reads
+        the item (from the failed condition where the server returns it) and
+        writes the whole new state, conditional on the state it read, retrying
+        while it keeps losing races.
+        """
+        try:
+            self._update(
+                digest,
+                "DELETE #paths :paths",
+                {":paths": {"SS": [path]}, ":path": {"S": path}, ":one": {"N": "1"}},
+                "contains(#paths, :path) AND #orig <> :path AND size(#paths) > :one",
+            )
+            return Removal(removed=True)
+        except _ConditionFailed as failed:
+            raw = failed.item
+        for attempt in range(self.options.max_attempts):
+            if raw is None:
+                raw = self._get_raw(digest)
+            before = decode(raw)
+            if raw is None or before is None or path not in before.paths:
+                return Removal(removed=False)
+            after = before.without(path)
+            try:
+                self._replace(digest, raw, after)
+                return Removal.between(before, after)
+            except _ConditionFailed as failed:
+                raw = failed.item
+                self._back_off(attempt)
+        raise StoreUnavailable(
+            f"gave up deleting {path!r} of {digest!r} after {self.options.max_attempts} "
+            "attempts: other writers kept changing the item; retry, or raise max_attempts"
+        )
+
+    def _replace(self, digest: str, raw: Raw, after: Item | None) -> None:
+        """Write ``after`` (or remove the item) only if it is still exactly ``raw``."""
+        condition, values = _state_condition(raw)
+        if after is None:
+            self._conditional(
+                lambda: self.client.delete_item(
+                    TableName=self.target,
+                    Key={_HASH_KEY: {"S": digest}},
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_NAMES,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+                digest,
+            )
+            return
+        values.update({":orig": {"S": after.original}, ":paths": {"SS": sorted(after.paths)}})
+        self._update(digest, "SET #orig = :orig, #paths = :paths", values, condition)
+
+    def _back_off(self, attempt: int) -> None:
+        ceiling = self.options.backoff * (2 ** min(attempt, 8))
+        time.sleep(random.uniform(0, ceiling))
+
+    def scan(self) -> Iterator[tuple[str, Item]]:
+        """Every item, one Scan page at a time; items with no path are skipped."""
+        request: dict[str, Any] = {
+            "TableName": self.target,
+            "ConsistentRead": self.options.consistent_read,
+        }
+        if self.options.page_size is not None:
+            request["Limit"] = self.options.page_size
+        while True:
+            page = self._call(lambda: self.client.scan(**request))
+            for raw in page.get("Items", ()):
+                item = decode(raw)
+                if item is not None:
+                    yield raw[_HASH_KEY]["S"], item
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,97 @@
+"""The exception hierarchy: one root, one subclass per thing a caller can act on.
+
+.. code-block:: text
+
+    BlobCacheError
+    ├── CacheMiss            (also a LookupError)
+    ├── InvalidDigest        (also a ValueError)
+    ├── InvalidPath          (also a ValueError)
+    ├── ItemTooLarge
+    ├── TableNotFound
+    ├── StoreUnavailable
+    └── ConfigurationError
+"""
+
+from __future__ import annotations
+
+
+class BlobCacheError(Exception):
+    """Root of every error blobcache raises.
+
+    ``cause`` is the backend exception behind this one, if any (also set as
+    ``__cause__``), so handlers can inspect it without walking the chain.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    @property
+    def cause_response_code(self) -> str | None:
+        """The DynamoDB error code of ``cause`` (``"ThrottlingException"``...), if any."""
+        response = getattr(self.cause, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            return str(code) if code is not None else None
+        return None
+
+
+class CacheMiss(BlobCacheError, LookupError):
+    """The digest has no entry in the cache."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"no cache entry for digest {digest!r}; record one with put(digest, path)")
+        self.digest = digest
+
+
+class InvalidDigest(BlobCacheError, ValueError):
+    """A digest does not follow the OCI digest grammar."""
+
+    def __init__(self, digest: object, reason: str) -> None:
+        super().__init__(
+            f"invalid digest {digest!r}: {reason}; expected 'algorithm:encoded', "
+            "e.g. 'sha256:' followed by 64 lowercase hex characters"
+        )
+        self.digest = digest
+
+
+class InvalidPath(BlobCacheError, ValueError):
+    """A storage path is empty, not text, too long, or escapes the root."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"invalid path {path!r}: {reason}")
+        self.path = path
+
+
+class ItemTooLarge(BlobCacheError):
+    """A put would take an item past DynamoDB's 400 KB item limit; nothing was written."""
+
+    def __init__(self, digest: str, paths: int, *, cause: BaseException | None = None) -> None:
+        super().__init__(
+            f"digest {digest!r} already has {paths} paths and one more would exceed "
+            "DynamoDB's 400 KB item limit; nothing was written. Prune stale paths "
+            "('blobcache prune') or shorten paths with relative-path mode (root=...)",
+            cause=cause,
+        )
+        self.digest = digest
+        self.paths = paths
+
+
+class TableNotFound(BlobCacheError):
+    """The table (or SQLite schema) does not exist yet."""
+
+    def __init__(self, table: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(
+            f"table {table!r} does not exist; create it with cache.create_table() "
+            "or 'blobcache create-table --url URL'",
+            cause=cause,
+        )
+        self.table = table
+
+
+class StoreUnavailable(BlobCacheError):
+    """The store could not be reached or kept refusing: network, timeouts, throttling."""
+
+
+class ConfigurationError(BlobCacheError):
+    """A URL, option or setting is wrong; the message says which and how to fix it."""

@@ -1,0 +1,134 @@
+"""Tuning knobs (retries, timeouts, batching) in one immutable value object."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from blobcache._errors import ConfigurationError
+
+BillingMode = Literal["PAY_PER_REQUEST", "PROVISIONED"]
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Every retry, timeout and batching setting of a cache, in one place.
+
+    Each field can also be given as a URL query parameter
+    (``dynamodb:///blobs?region=eu-west-1&read_timeout=2``) or as a keyword
+    argument of `BlobCache.from_url`; keyword arguments win.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Seconds to wait for a TCP connection to DynamoDB.
+    connect_timeout: float = 5.0
+    #: Seconds to wait for a DynamoDB response.
+    read_timeout: float = 10.0
+    #: Transport retries (network errors, throttling) per request, after the first try.
+    max_retries: int = 3
+    #: Attempts of a conditional write that loses a race before giving up.
+    max_attempts: int = 16
+    #: Seconds of the first back-off between conflicting attempts; it doubles, with jitter.
+    backoff: float = 0.005
+    #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
+    consistent_read: bool = True
+    #: Items per Scan page for entries() (DynamoDB); ``None`` lets the server decide.
+    page_size: int | None = None
+    #: Billing mode of tables created by create_table (DynamoDB).
+    billing_mode: BillingMode = "PAY_PER_REQUEST"
+    #: Provisioned read capacity, with ``billing_mode="PROVISIONED"``.
+    read_capacity: int | None = None
+    #: Provisioned write capacity, with ``billing_mode="PROVISIONED"``.
+    write_capacity: int | None = None
+    #: Seconds create_table waits for a new table to become ACTIVE.
+    table_wait_timeout: float = 60.0
+    #: Seconds a SQLite writer waits for the write lock before it retries.
+    busy_timeout: float = 30.0
+    #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
+    synchronous: Synchronous = "FULL"
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
+            _require(name, getattr(self, name) > 0, "a positive number of seconds")
+        _require("backoff", self.backoff >= 0, "zero or a positive number of seconds")
+        _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
+        _require("max_attempts", self.max_attempts >= 1, "a positive integer")
+        _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
+        _require(
+            "billing_mode",
+            self.billing_mode in ("PAY_PER_REQUEST", "PROVISIONED"),
+            "PAY_PER_REQUEST or PROVISIONED",
+        )
+        _require(
+            "synchronous",
+            self.synchronous in ("OFF", "NORMAL", "FULL", "EXTRA"),
+            "OFF, NORMAL, FULL or EXTRA",
+        )
+        provisioned = self.billing_mode == "PROVISIONED"
+        for name in ("read_capacity", "write_capacity"):
+            value = getattr(self, name)
+            if provisioned:
+                _require(
+                    name,
+                    value is not None and value >= 1,
+                    "a positive integer when billing_mode is PROVISIONED",
+                )
+            else:
+                _require(name, value is None, "left unset unless billing_mode is PROVISIONED")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Options:
+        """Build options from strings or typed values, as found in URLs and settings files."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option(s) {', '.join(unknown)}; valid options are {', '.join(fields)}"
+            )
+        return cls(**{name: _coerce(name, fields[name].type, raw) for name, raw in values.items()})
+
+    def replace(self, **changes: Any) -> Options:
+        """Return a copy with some fields changed (validated like the constructor)."""
+        return Options.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {"bool": bool, "int": int, "float": (int, float)}
+
+
+def _require(name: str, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ConfigurationError(f"option {name} must be {expected}")
+
+
+def _coerce(name: str, annotation: object, raw: Any) -> Any:
+    """Turn ``raw`` (often a string from a URL) into the field's type, or explain why not."""
+    kind = str(annotation)
+    if raw is None or not isinstance(raw, str):
+        value = raw
+    elif kind.endswith("| None") and raw.lower() in ("", "none"):
+        value = None
+    elif kind.startswith("bool"):
+        lowered = raw.lower()
+        if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigurationError(f"option {name} must be true or false, not {raw!r}")
+        value = lowered in ("1", "true", "yes", "on")
+    elif kind.startswith(("int", "float")):
+        try:
+            value = int(raw) if kind.startswith("int") else float(raw)
+        except ValueError:
+            raise ConfigurationError(f"option {name} must be a number, not {raw!r}") from None
+    else:
+        value = raw.upper()
+    expected = _TYPES.get(kind.split(" ")[0])
+    mismatched = (
+        expected is not None
+        and value is not None
+        and (isinstance(value, bool) != kind.startswith("bool") or not isinstance(value, expected))
+    )
+    if mismatched:
+        raise ConfigurationError(f"option {name} must be {kind}, not {value!r}")
+    return value

@@ -1,0 +1,97 @@
+"""Parsing of cache URLs, and the default location when none is given."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from blobcache._errors import ConfigurationError
+from blobcache._options import Options
+
+#: Environment variable holding the URL used when none is given.
+URL_ENV = "BLOBCACHE_URL"
+
+_DYNAMODB_KEYS = ("region", "endpoint_url")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a cache lives: the backend, its address, and its options."""
+
+    scheme: str
+    #: DynamoDB table name, or SQLite file path.
+    target: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    options: Options = field(default_factory=Options)
+
+
+def default_url() -> str:
+    """``$BLOBCACHE_URL``, else a SQLite file in the per-user data directory."""
+    from_env = os.environ.get(URL_ENV, "").strip()
+    if from_env:
+        return from_env
+    import platformdirs
+
+    return "sqlite:///" + str(Path(platformdirs.user_data_dir("blobcache")) / "blobcache.db")
+
+
+def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
+    """Split ``url`` into a `Location`; ``overrides`` are option keyword arguments."""
+    if url is None:
+        url = default_url()
+    if not isinstance(url, str):
+        raise ConfigurationError(f"cache URL must be a string, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "credentials do not belong in a cache URL; use botocore's usual chain "
+            "(environment, profile, instance role)"
+        )
+    try:
+        query = dict(
+            parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed query string in cache URL {url!r}") from exc
+    if parts.scheme == "dynamodb":
+        return _dynamodb(url, parts.netloc, parts.path, query, overrides)
+    if parts.scheme == "sqlite":
+        return _sqlite(url, parts.netloc, parts.path, query, overrides)
+    raise ConfigurationError(
+        f"unsupported cache URL {url!r}; use 'sqlite:///FILE' or 'dynamodb:///TABLE?region=REGION'"
+    )
+
+
+def _dynamodb(
+    url: str, netloc: str, path: str, query: dict[str, str], overrides: Mapping[str, Any]
+) -> Location:
+    table = unquote(path.lstrip("/"))
+    if netloc or not table or "/" in table:
+        raise ConfigurationError(
+            f"cannot read a table name from {url!r}; write 'dynamodb:///TABLE?region=REGION'"
+        )
+    location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
+    endpoint = location.get("endpoint_url")
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigurationError(f"endpoint_url must be an http(s) URL, not {endpoint!r}")
+    return Location(
+        "dynamodb", table, options=Options.from_mapping({**query, **overrides}), **location
+    )
+
+
+def _sqlite(
+    url: str, netloc: str, path: str, query: dict[str, str], overrides: Mapping[str, Any]
+) -> Location:
+    # SQLAlchemy's convention: sqlite:///relative.db and sqlite:////absolute.db.
+    filename = unquote(path[1:])
+    if netloc or not filename:
+        raise ConfigurationError(
+            f"cannot read a database file from {url!r}; write 'sqlite:///relative.db' "
+            "or 'sqlite:////absolute/path.db'"
+        )
+    return Location("sqlite", filename, options=Options.from_mapping({**query, **overrides}))

@@ -1,0 +1,134 @@
+"""Local DynamoDB-compatible servers and pytest fixtures for testing code that uses blobcache.
+
+Installed as a pytest plugin (entry point ``blobcache``). The servers are real
+HTTP servers on free loopback ports: dynalite (from npm, installed into
+``.tools/`` on first use) and moto's standalone server (``moto[server]``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Fake credentials for local servers: they accept any, but botocore insists on some.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+DYNALITE_VERSION = "4"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tools_dir() -> Path:
+    """Where npm packages for tests go: ``$BLOBCACHE_TOOLS_DIR``, else ``./.tools``."""
+    return Path(os.environ.get("BLOBCACHE_TOOLS_DIR") or Path.cwd() / ".tools")
+
+
+def dynalite_script() -> Path:
+    """The path of dynalite's ``cli.js``, installing dynalite with npm when missing."""
+    script = tools_dir() / "node_modules" / "dynalite" / "cli.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("dynalite is missing and npm is not on PATH; install Node.js")
+        tools_dir().mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(tools_dir()),
+                f"dynalite@{DYNALITE_VERSION}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return script
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local server exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"local server did not listen on port {port} within {timeout} s")
+
+
+@contextmanager
+def _serve(command: list[str], port: int, timeout: float = 60.0) -> Iterator[str]:
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **FAKE_CREDENTIALS},
+    )
+    try:
+        _wait_for_port(port, process, timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def dynalite() -> Iterator[str]:
+    """Run an in-memory dynalite on a free port; yields its endpoint URL.
+
+    Tables become ACTIVE at once; the 400 KB item limit is enforced.
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("dynalite needs Node.js: node is not on PATH")
+    port = free_port()
+    command = [
+        node,
+        str(dynalite_script()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--createTableMs",
+        "0",
+        "--deleteTableMs",
+        "0",
+        "--updateTableMs",
+        "0",
+    ]
+    with _serve(command, port) as endpoint:
+        yield endpoint
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Run moto's standalone server on a free port; yields its endpoint URL."""
+    port = free_port()
+    with _serve(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port
+    ) as endpoint:
+        yield endpoint

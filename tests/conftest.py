@@ -1,0 +1,142 @@
+"""Shared fixtures: real local servers, a fresh cache per test on every backend, raw reads."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+
+from blobcache import BlobCache
+from blobcache.testing import FAKE_CREDENTIALS, dynalite, moto_server
+
+ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
+#: Backends whose conditional writes are atomic under concurrent requests.
+ATOMIC_BACKENDS = ["sqlite", "dynalite"]
+DYNAMODB_BACKENDS = ["dynalite", "moto"]
+REGION = "us-east-1"
+
+RawItems = dict[str, tuple[str | None, frozenset[str]]]
+CacheFactory = Callable[..., BlobCache]
+
+
+def digest_of(n: int) -> str:
+    """A real-looking sha256 digest, distinct for each ``n``."""
+    return "sha256:" + f"{n:064x}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_aws_environment() -> Iterator[None]:
+    """Fake credentials, and nothing from the developer's own AWS set-up."""
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith("AWS_") or key == "BLOBCACHE_URL":
+            del os.environ[key]
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint(_fake_aws_environment: None) -> Iterator[str]:
+    with dynalite() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(_fake_aws_environment: None) -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+def cache_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    """A URL for a fresh, empty store of ``kind``."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'cache-{uuid.uuid4().hex}.db'}"
+    endpoint = request.getfixturevalue(f"{kind}_endpoint")
+    return f"dynamodb:///t-{uuid.uuid4().hex}?region={REGION}&endpoint_url={endpoint}"
+
+
+@pytest.fixture
+def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CacheFactory]:
+    """Factory: ``make_cache(kind, root=None, create=True, **options)`` gives a fresh cache."""
+    opened: list[BlobCache] = []
+
+    def make(kind: str, *, create: bool = True, url: str | None = None, **kwargs: Any) -> BlobCache:
+        cache = BlobCache.from_url(url or cache_url(request, kind, tmp_path), **kwargs)
+        if create:
+            cache.create_table()
+        opened.append(cache)
+        return cache
+
+    yield make
+    for cache in opened:
+        cache.close()
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
+    """A fresh, empty cache on each backend."""
+    return make_cache(request.param)
+
+
+@pytest.fixture(params=ATOMIC_BACKENDS)
+def atomic_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
+    """A fresh cache on each backend that makes conditional writes atomic."""
+    return make_cache(request.param)
+
+
+@pytest.fixture(params=DYNAMODB_BACKENDS)
+def dynamo_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
+    """A fresh cache on each local DynamoDB server."""
+    return make_cache(request.param)
+
+
+def raw_client(cache: BlobCache) -> Any:
+    """An independent botocore client on the cache's server: blobcache's code is not in the path."""
+    backend: Any = cache._backend
+    endpoint = backend.record.Meta.host
+    return botocore.session.get_session().create_client(
+        "dynamodb", region_name=REGION, endpoint_url=endpoint
+    )
+
+
+def read_raw(cache: BlobCache) -> RawItems:
+    """Every stored item, read without blobcache: digest -> (original, paths)."""
+    backend: Any = cache._backend
+    items: RawItems = {}
+    if cache.name == "sqlite":
+        with sqlite3.connect(backend.target) as connection:
+            for digest, original in connection.execute(
+                "SELECT digest, original FROM blobcache_item"
+            ):
+                items[digest] = (original, frozenset())
+            for digest, path in connection.execute("SELECT digest, path FROM blobcache_path"):
+                original, paths = items.get(digest, (None, frozenset()))
+                items[digest] = (original, paths | {path})
+        return items
+    client = raw_client(cache)
+    for page in client.get_paginator("scan").paginate(
+        TableName=backend.target, ConsistentRead=True
+    ):
+        for raw in page["Items"]:
+            items[raw["Digest"]["S"]] = (
+                raw.get("OriginalBlobPath", {}).get("S"),
+                frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
+            )
+    return items
+
+
+def assert_invariants(items: RawItems) -> None:
+    """No item without paths, and every original among its item's paths."""
+    for digest, (original, paths) in items.items():
+        assert paths, f"{digest} is an item with no paths"
+        assert original is not None, f"{digest} has no original"
+        assert original in paths, f"{digest}: original {original!r} not in {sorted(paths)}"
