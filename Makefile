@@ -17,8 +17,13 @@ $(BIN)/.installed: pyproject.toml
 .tools/node_modules/dynalite/cli.js:
 	npm install --no-audit --no-fund --silent --prefix .tools dynalite@4
 
+DEMO_URL := sqlite:///.demo/blobcache.db
+
 demo: $(BIN)/.installed
-	$(BIN)/python examples/quickstart.py
+	mkdir -p .demo
+	$(BIN)/blobcache --url $(DEMO_URL) index examples/registry
+	$(BIN)/blobcache --url $(DEMO_URL) stats
+	$(BIN)/blobcache --url $(DEMO_URL) verify
 
 test: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
 	$(BIN)/pytest
@@ -39,4 +44,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/sqlite_overhead.py
 
 clean:
-	rm -rf $(VENV) .tools docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -59,6 +59,20 @@ class Removal:
         return cls(removed=True, promoted=promoted)
 
 
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One stored item exactly as found, for maintenance: it may break the invariants.
+
+    ``legacy_paths`` is the seed's old ``BlobPath`` set; ``original`` is
+    ``None`` where the item has none and ``paths`` is empty for a key-only item.
+    """
+
+    digest: str
+    original: str | None
+    paths: frozenset[str]
+    legacy_paths: frozenset[str] = frozenset()
+
+
 class Backend(Protocol):
     """A store that keeps `Item`\\ s by digest. Inputs are already validated."""
 
@@ -81,6 +95,12 @@ class Backend(Protocol):
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, streamed."""
+
+    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+        """Every stored item as found, broken or legacy ones included, streamed."""
+
+    def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:
+        """Fold the legacy path set of ``digest`` into the current layout; ``False`` if it lost."""
 
     def close(self) -> None:
         """Release connections."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.config
+import botocore.session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -16,7 +20,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from blobcache._backend import Item, Removal
+from blobcache._backend import Item, RawItem, Removal
 from blobcache._errors import (
     BlobCacheError,
     ConfigurationError,
@@ -29,6 +33,8 @@ from blobcache._options import Options
 
 _NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
 _HASH_KEY = "Digest"
+#: The seed's legacy layout kept every path here, with no original.
+LEGACY_ATTRIBUTE = "BlobPath"
 _THROTTLED = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -45,6 +51,14 @@ _DENIED = {
     "ExpiredTokenException",
 }
 Raw = dict[str, Any]
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 class _ConditionFailed(Exception):
@@ -77,8 +91,9 @@ def _state_condition(raw: Raw) -> tuple[str, dict[str, Any]]:
 class DynamoDBBackend:
     """Keeps items in a DynamoDB table in zot's layout.
 
-    Writes go through the botocore client of the bound `BlobRecord`'s
-    connection, because they need conditions and return values that
+    `BlobRecord` (bound to this table and endpoint) gives the schema and
+    the settings; requests go through a botocore client configured from
+    `Options`, because writes need conditions and return values that
     ``Model.update`` does not offer.
     """
 
@@ -88,6 +103,8 @@ class DynamoDBBackend:
         self, table: str, *, region: str | None, endpoint_url: str | None, options: Options
     ) -> None:
         self.target = table
+        self.region = region
+        self.endpoint_url = endpoint_url
         self.options = options
         self.record = BlobRecord.bind(
             table,
@@ -106,9 +123,23 @@ class DynamoDBBackend:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    connection = self.record._get_connection().connection
-                    self._client = self._call(lambda: connection.client)
+                    self._client = self._call(self._create_client)
         return self._client
+
+    def _create_client(self) -> Any:
+        config = botocore.config.Config(
+            connect_timeout=self.options.connect_timeout,
+            read_timeout=self.options.read_timeout,
+            retries={"total_max_attempts": 1 + self.options.max_retries, "mode": "standard"},
+            max_pool_connections=self.options.max_pool_connections,
+        )
+        # One botocore session per process: loading the service model costs ~150 ms,
+        # a client from a warm session ~5 ms. Sessions are not safe for concurrent
+        # client creation, hence the lock.
+        with _SESSION_LOCK:
+            return _session().create_client(
+                "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+            )
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -167,14 +198,19 @@ class DynamoDBBackend:
         )
 
     def _update(
-        self, digest: str, expression: str, values: dict[str, Any], condition: str | None = None
+        self,
+        digest: str,
+        expression: str,
+        values: dict[str, Any],
+        condition: str | None = None,
+        names: dict[str, str] = _NAMES,
     ) -> None:
         """One UpdateItem; a failed condition raises `_ConditionFailed` with the old item."""
         request: dict[str, Any] = {
             "TableName": self.target,
             "Key": {_HASH_KEY: {"S": digest}},
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": _NAMES,
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
         if condition is not None:
@@ -344,21 +380,105 @@ class DynamoDBBackend:
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, one Scan page at a time; items with no path are skipped."""
+        for raw in self._scan_segment(None):
+            item = Item.tolerant(raw.original, raw.paths)
+            if item is not None:
+                yield raw.digest, item
+
+    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+        """Every item as stored, key-only and legacy items included.
+
+        With ``segments`` > 1, a parallel Scan: one thread per segment feeding a
+        bounded queue, so memory stays constant however large the table.
+        """
+        if segments <= 1:
+            yield from self._scan_segment(None)
+            return
+        results: queue.Queue[RawItem | BaseException | None] = queue.Queue(maxsize=1000)
+        stop = threading.Event()
+
+        def hand_over(result: RawItem | BaseException | None) -> bool:
+            # Never block for good: the consumer may have stopped reading.
+            while not stop.is_set():
+                try:
+                    results.put(result, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def feed(segment: int) -> None:
+            try:
+                for item in self._scan_segment((segment, segments)):
+                    if not hand_over(item):
+                        return
+                hand_over(None)
+            except BaseException as exc:  # re-raised by the consumer
+                hand_over(exc)
+
+        for n in range(segments):
+            threading.Thread(
+                target=feed, args=(n,), daemon=True, name=f"blobcache-scan-{n}"
+            ).start()
+        try:
+            running = segments
+            while running:
+                result = results.get()
+                if result is None:
+                    running -= 1
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    yield result
+        finally:
+            stop.set()
+
+    def _scan_segment(self, segment: tuple[int, int] | None) -> Iterator[RawItem]:
         request: dict[str, Any] = {
             "TableName": self.target,
             "ConsistentRead": self.options.consistent_read,
         }
+        if segment is not None:
+            request["Segment"], request["TotalSegments"] = segment
         if self.options.page_size is not None:
             request["Limit"] = self.options.page_size
         while True:
             page = self._call(lambda: self.client.scan(**request))
             for raw in page.get("Items", ()):
-                item = decode(raw)
-                if item is not None:
-                    yield raw[_HASH_KEY]["S"], item
+                original = raw.get("OriginalBlobPath", {}).get("S")
+                yield RawItem(
+                    raw[_HASH_KEY]["S"],
+                    original,
+                    frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
+                    frozenset(raw.get(LEGACY_ATTRIBUTE, {}).get("SS", ())),
+                )
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:
+        """Fold a legacy ``BlobPath`` set into the current layout in one conditional write.
+
+        The smallest legacy path becomes the original unless the item has one.
+        The condition pins the legacy set as read, so a concurrent writer or a
+        second migrator makes this a no-op (returns ``False``) rather than a
+        lost update; an interruption leaves either the old or the new item.
+        """
+        try:
+            self._update(
+                digest,
+                "SET #orig = if_not_exists(#orig, :orig) ADD #paths :legacy REMOVE #legacy",
+                {
+                    ":orig": {"S": min(legacy)},
+                    ":legacy": {"SS": sorted(legacy)},
+                    ":was": {"SS": sorted(legacy)},
+                },
+                "#legacy = :was",
+                names={**_NAMES, "#legacy": LEGACY_ATTRIBUTE},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -34,10 +34,14 @@ class Options:
     max_attempts: int = 16
     #: Seconds of the first back-off between conflicting attempts; it doubles, with jitter.
     backoff: float = 0.005
+    #: HTTP connections kept open to DynamoDB, per cache (the most threads served at once).
+    max_pool_connections: int = 10
     #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
     consistent_read: bool = True
     #: Items per Scan page for entries() (DynamoDB); ``None`` lets the server decide.
     page_size: int | None = None
+    #: Parallel Scan segments for the maintenance scans (DynamoDB); 1 scans sequentially.
+    scan_segments: int = 1
     #: Billing mode of tables created by create_table (DynamoDB).
     billing_mode: BillingMode = "PAY_PER_REQUEST"
     #: Provisioned read capacity, with ``billing_mode="PROVISIONED"``.
@@ -57,7 +61,9 @@ class Options:
         _require("backoff", self.backoff >= 0, "zero or a positive number of seconds")
         _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
         _require("max_attempts", self.max_attempts >= 1, "a positive integer")
+        _require("max_pool_connections", self.max_pool_connections >= 1, "a positive integer")
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
+        _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")
         _require(
             "billing_mode",
             self.billing_mode in ("PAY_PER_REQUEST", "PROVISIONED"),

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from blobcache._backend import Item, Removal
+from blobcache._backend import Item, RawItem, Removal
 from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable
 from blobcache._options import Options
 
@@ -28,6 +28,17 @@ PRAGMA user_version = 1;
 """
 _SCAN_PAGE = 1000
 
+# Bumped in every forked child, so backends notice a fork without a syscall per call.
+_fork_generation = 0
+
+
+def _after_fork() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
 
 class SQLiteBackend:
     """Keeps items in two tables of one SQLite file, in WAL mode.
@@ -41,19 +52,23 @@ class SQLiteBackend:
     name = "sqlite"
 
     def __init__(self, filename: str, *, options: Options) -> None:
-        self.target = filename
+        # Resolved once: each thread opens its connection lazily, and a relative name
+        # resolved after a chdir would open a second, different database.
+        self.target = filename if filename == ":memory:" else os.path.abspath(filename)
         self.options = options
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
+        self._generation = _fork_generation
+        self._created_schema = False
 
     # -- connections ------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():
+        if self._generation != _fork_generation:
             # A forked child must not touch its parent's connections.
-            self._local, self._connections, self._pid = threading.local(), [], os.getpid()
+            self._local, self._connections = threading.local(), []
+            self._generation = _fork_generation
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._open()
@@ -78,6 +93,8 @@ class SQLiteBackend:
                     cause=exc,
                 ) from exc
             try:
+                # Refuse a newer file before the WAL switch, which rewrites its header.
+                self._refuse_newer(connection.execute("PRAGMA user_version").fetchone()[0])
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(f"PRAGMA synchronous = {self.options.synchronous}")
                 self._ensure_schema(connection)
@@ -95,35 +112,51 @@ class SQLiteBackend:
                 (version,) = connection.execute("PRAGMA user_version").fetchone()
                 if version == 0:
                     connection.executescript(_SCHEMA)  # commits the transaction
+                    self._created_schema = True
                     return
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+        self._refuse_newer(version)
+
+    def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise BlobCacheError(
                 f"SQLite database {self.target!r} has schema version {version}, newer than "
                 f"{SCHEMA_VERSION}, the newest this blobcache knows; upgrade blobcache"
             )
 
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(
+    def _error(self, exc: sqlite3.DatabaseError) -> BlobCacheError:
+        """The blobcache error for a failed SQLite call."""
+        if isinstance(exc, sqlite3.OperationalError):
+            if exc.sqlite_errorcode == sqlite3.SQLITE_ERROR:
+                # An SQL error in our fixed statements ("no such table"): another
+                # application's database, not a store that is temporarily unavailable.
+                return BlobCacheError(
+                    f"SQLite database {self.target!r} is not a blobcache database: {exc}; "
+                    "point blobcache at its own file",
+                    cause=exc,
+                )
+            return StoreUnavailable(
                 f"SQLite database {self.target!r} failed: {exc}; if it is locked, another "
                 "process holds a write transaction longer than busy_timeout "
                 f"({self.options.busy_timeout} s)",
                 cause=exc,
-            ) from exc
+            )
+        return BlobCacheError(
+            f"SQLite database {self.target!r} is corrupt or not a blobcache database: "
+            f"{exc}; restore it from a backup or rebuild it with 'blobcache index'",
+            cause=exc,
+        )
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
         except sqlite3.DatabaseError as exc:
-            raise BlobCacheError(
-                f"SQLite database {self.target!r} is corrupt or not a blobcache database: "
-                f"{exc}; restore it from a backup or rebuild it with 'blobcache index'",
-                cause=exc,
-            ) from exc
+            raise self._error(exc) from exc
 
     @contextmanager
     def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
@@ -142,13 +175,9 @@ class SQLiteBackend:
     # -- the backend protocol ---------------------------------------------------------------
 
     def create_table(self) -> bool:
-        """Create the schema if missing (it is also created on first use)."""
-        connection = self._connection()
-        with self._translate():
-            (count,) = connection.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'blobcache_item'"
-            ).fetchone()
-        return bool(count == 0)
+        """Create the schema if missing; opening a connection already does, so report that."""
+        self._connection()
+        return self._created_schema
 
     def put(self, digest: str, path: str) -> None:
         """Insert the item if new (this path becomes the original) and the path."""
@@ -165,16 +194,15 @@ class SQLiteBackend:
 
     def get(self, digest: str) -> Item | None:
         """The item, read in one statement (one snapshot)."""
-        with self._translate():
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT i.original, p.path FROM blobcache_item AS i "
-                    "JOIN blobcache_path AS p ON p.digest = i.digest WHERE i.digest = ?",
-                    (digest,),
-                )
-                .fetchall()
-            )
+        connection = self._connection()
+        try:
+            rows = connection.execute(
+                "SELECT i.original, p.path FROM blobcache_item AS i "
+                "JOIN blobcache_path AS p ON p.digest = i.digest WHERE i.digest = ?",
+                (digest,),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:  # not _translate: reads are the hot path
+            raise self._error(exc) from exc
         if not rows:
             return None
         return Item(rows[0][0], frozenset(path for _, path in rows))
@@ -228,6 +256,15 @@ class SQLiteBackend:
             for digest, original in items:
                 yield digest, Item(original, frozenset(paths.get(digest, ())) | {original})
             after = items[-1][0]
+
+    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+        """Every item; the schema cannot hold a broken one, so this is `scan` (one segment)."""
+        for digest, item in self.scan():
+            yield RawItem(digest, item.original, item.paths)
+
+    def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:
+        """Nothing to do: the SQLite schema has no legacy layout."""
+        return False
 
     def close(self) -> None:
         """Close every connection this backend opened, from any thread."""

@@ -32,18 +32,29 @@ class Location:
 
 def default_url() -> str:
     """``$BLOBCACHE_URL``, else a SQLite file in the per-user data directory."""
-    from_env = os.environ.get(URL_ENV, "").strip()
-    if from_env:
-        return from_env
+    return os.environ.get(URL_ENV, "").strip() or _user_sqlite_url(create=False)
+
+
+def _user_sqlite_url(*, create: bool) -> str:
+    """The per-user SQLite file's URL; ``create`` makes its directory, which SQLite won't."""
     import platformdirs
 
-    return "sqlite:///" + str(Path(platformdirs.user_data_dir("blobcache")) / "blobcache.db")
+    directory = Path(platformdirs.user_data_dir("blobcache"))
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the per-user data directory {str(directory)!r}: {exc}; "
+                f"create it, or set {URL_ENV} to a cache URL"
+            ) from exc
+    return "sqlite:///" + str(directory / "blobcache.db")
 
 
 def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
     """Split ``url`` into a `Location`; ``overrides`` are option keyword arguments."""
     if url is None:
-        url = default_url()
+        url = os.environ.get(URL_ENV, "").strip() or _user_sqlite_url(create=True)
     if not isinstance(url, str):
         raise ConfigurationError(f"cache URL must be a string, not {type(url).__name__}")
     parts = urlsplit(url)

@@ -18,8 +18,14 @@ MAX_DIGEST_LENGTH = 2048
 MAX_PATH_BYTES = 4096
 
 
+# The digests nearly every call carries, checked in one match.
+_COMMON = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+
+
 def parse_digest(digest: object) -> str:
     """Return ``digest`` unchanged if it is a valid OCI digest, else raise `InvalidDigest`."""
+    if isinstance(digest, str) and _COMMON.fullmatch(digest):
+        return digest
     if not isinstance(digest, str):
         raise InvalidDigest(digest, f"expected str, got {type(digest).__name__}")
     if len(digest) > MAX_DIGEST_LENGTH:

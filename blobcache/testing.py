@@ -7,15 +7,18 @@ HTTP servers on free loopback ports: dynalite (from npm, installed into
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 #: Fake credentials for local servers: they accept any, but botocore insists on some.
 FAKE_CREDENTIALS = {
@@ -132,3 +135,105 @@ def moto_server() -> Iterator[str]:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port
     ) as endpoint:
         yield endpoint
+
+
+# -- pytest fixtures -------------------------------------------------------------------------
+#
+# This module is loaded in every pytest run of every project that installs blobcache, so the
+# fixtures below import nothing beyond the standard library until a test asks for them, and
+# the module still imports without pytest (the launchers above work on their own).
+
+# Entry-point plugins load after pytest itself; an ordinary import outside a test run
+# (a script using the launchers) should neither pay for pytest nor need it installed.
+if "pytest" in sys.modules:
+    import pytest
+else:
+    pytest = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from blobcache import BlobCache
+
+#: Region used for tables on the local servers; any name works there.
+LOCAL_REGION = "us-east-1"
+
+
+def _local_table_url(endpoint: str) -> str:
+    return f"dynamodb:///test-{uuid.uuid4().hex}?region={LOCAL_REGION}&endpoint_url={endpoint}"
+
+
+def _created(url: str) -> str:
+    from blobcache import BlobCache
+
+    with BlobCache.from_url(url) as cache:
+        cache.create_table()
+    return url
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def blobcache_fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+        """Fake AWS credentials for this test, and no instance-metadata lookups.
+
+        Local servers accept any credentials, but botocore insists on some; this keeps
+        a developer's real ones out of requests to a throwaway server.
+        """
+        for key, value in FAKE_CREDENTIALS.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    @pytest.fixture(scope="session")
+    def blobcache_dynalite_endpoint() -> Iterator[str]:
+        """The endpoint URL of a dynalite server started once for the test session."""
+        with dynalite() as endpoint:
+            yield endpoint
+
+    @pytest.fixture(scope="session")
+    def blobcache_moto_endpoint() -> Iterator[str]:
+        """The endpoint URL of a moto server started once for the test session."""
+        if importlib.util.find_spec("moto") is None:
+            raise RuntimeError(
+                "blobcache_moto needs moto's server; install it with pip install 'moto[server]'"
+            )
+        with moto_server() as endpoint:
+            yield endpoint
+
+    @pytest.fixture
+    def blobcache_sqlite_url(tmp_path: Path) -> str:
+        """The URL of a fresh SQLite cache file in the test's temporary directory."""
+        return _created(f"sqlite:///{tmp_path / 'blobcache.db'}")
+
+    @pytest.fixture
+    def blobcache_dynalite_url(blobcache_dynalite_endpoint: str, blobcache_fake_aws: None) -> str:
+        """The URL of a fresh, created table on the session's dynalite server."""
+        return _created(_local_table_url(blobcache_dynalite_endpoint))
+
+    @pytest.fixture
+    def blobcache_moto_url(blobcache_moto_endpoint: str, blobcache_fake_aws: None) -> str:
+        """The URL of a fresh, created table on the session's moto server."""
+        return _created(_local_table_url(blobcache_moto_endpoint))
+
+    @pytest.fixture
+    def blobcache_sqlite(blobcache_sqlite_url: str) -> Iterator[BlobCache]:
+        """A throwaway, empty, created cache on SQLite."""
+        from blobcache import BlobCache
+
+        with BlobCache.from_url(blobcache_sqlite_url) as cache:
+            yield cache
+
+    @pytest.fixture
+    def blobcache_dynalite(blobcache_dynalite_url: str) -> Iterator[BlobCache]:
+        """A throwaway, empty, created cache on a local dynalite server."""
+        from blobcache import BlobCache
+
+        with BlobCache.from_url(blobcache_dynalite_url) as cache:
+            yield cache
+
+    @pytest.fixture
+    def blobcache_moto(blobcache_moto_url: str) -> Iterator[BlobCache]:
+        """A throwaway, empty, created cache on a local moto server."""
+        from blobcache import BlobCache
+
+        with BlobCache.from_url(blobcache_moto_url) as cache:
+            yield cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import uuid
@@ -102,10 +103,26 @@ def dynamo_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> Bl
 def raw_client(cache: BlobCache) -> Any:
     """An independent botocore client on the cache's server: blobcache's code is not in the path."""
     backend: Any = cache._backend
-    endpoint = backend.record.Meta.host
-    return botocore.session.get_session().create_client(
-        "dynamodb", region_name=REGION, endpoint_url=endpoint
-    )
+    endpoint = backend.endpoint_url
+    return _raw_session().create_client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+
+
+@functools.cache
+def _raw_session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+def record_requests(cache: BlobCache) -> list[str]:
+    """A live list of the DynamoDB operations the cache sends over HTTP (retries included)."""
+    sent: list[str] = []
+    if cache.name == "dynamodb":
+        backend: Any = cache._backend
+
+        def count(**kwargs: Any) -> None:
+            sent.append(kwargs["event_name"].rsplit(".", 1)[-1])
+
+        backend.client.meta.events.register("before-send.dynamodb", count)
+    return sent
 
 
 def read_raw(cache: BlobCache) -> RawItems:

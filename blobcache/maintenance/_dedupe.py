@@ -1,0 +1,212 @@
+"""Replacing duplicate copies under a storage root by hard links to the original."""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Literal
+
+from blobcache._cache import BlobCache, BlobEntry
+from blobcache._errors import InvalidPath
+from blobcache.maintenance._fs import (
+    inside,
+    is_regular,
+    lstat_at,
+    open_nofollow,
+    parent_dir,
+    same_content,
+)
+from blobcache.maintenance._store import log
+
+SkipReason = Literal[
+    "content_differs",
+    "missing",
+    "not_a_regular_file",
+    "original_unusable",
+    "other_device",
+    "outside_root",
+    "placeholder",
+    "symlink_in_path",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A duplicate copy replaced (or to be replaced) by a hard link to the original.
+
+    .. versionadded:: 0.1
+    """
+
+    digest: str
+    path: str
+    original: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A duplicate path `dedupe` left alone, and why.
+
+    .. versionadded:: 0.1
+    """
+
+    digest: str
+    path: str
+    reason: SkipReason
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeReport:
+    """What `dedupe` linked, or would link in a dry run.
+
+    .. versionadded:: 0.1
+    """
+
+    #: False for a dry run: no file was touched.
+    applied: bool
+    links: tuple[Link, ...]
+    #: Bytes freed: copies whose last other name went with the link.
+    reclaimed_bytes: int
+    #: Copies already hard-linked to their original.
+    already_linked: int
+    skipped: tuple[Skipped, ...]
+
+
+def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = False) -> DedupeReport:
+    """Replace each duplicate copy under ``root`` by a hard link to its digest's original.
+
+    As zot does on local storage. A dry run unless ``apply``. Only regular
+    files inside ``root`` are touched, found without following any symbolic
+    link (a symlink anywhere on the way skips the path); a copy on another
+    device than its original, a zero-byte placeholder and a copy whose bytes
+    differ from the original are skipped and reported. Each copy is replaced
+    atomically: the original is linked to a temporary name beside the copy,
+    which is then renamed over it, so the path always names a complete file.
+
+    Args:
+        cache: the cache that says which paths share a digest.
+        root: the storage root; paths outside it are never touched.
+        apply: link for real; without it nothing on disk changes.
+
+    Returns:
+        A `DedupeReport`.
+
+    Raises:
+        InvalidPath: ``root`` is not a directory.
+
+    .. versionadded:: 0.1
+    """
+    top = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(top):
+        raise InvalidPath(top, "not a directory; give the storage root to deduplicate")
+    links: list[Link] = []
+    skipped: list[Skipped] = []
+    already = 0
+    # Copies to unlink per inode, to count bytes only when an inode's last name goes.
+    inodes: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for entry in cache.entries():
+        for outcome in _dedupe_entry(top, entry, apply):
+            if isinstance(outcome, Skipped):
+                skipped.append(outcome)
+            elif outcome is None:
+                already += 1
+            else:
+                link, inode, nlink = outcome
+                links.append(link)
+                count, _, size = inodes.get(inode, (0, nlink, link.size))
+                inodes[inode] = (count + 1, nlink, size)
+    reclaimed = sum(size for count, nlink, size in inodes.values() if count >= nlink)
+    if apply:
+        log.info("dedupe_finished", root=top, linked=len(links), reclaimed_bytes=reclaimed)
+    return DedupeReport(apply, tuple(links), reclaimed, already, tuple(skipped))
+
+
+_Outcome = Skipped | None | tuple[Link, tuple[int, int], int]
+
+
+def _dedupe_entry(top: str, entry: BlobEntry, apply: bool) -> Iterator[_Outcome]:
+    copies = sorted(entry.paths - {entry.original})
+    if not copies:
+        return
+    original = inside(top, entry.original)
+    with ExitStack() as stack:
+        source = None
+        if original is not None:
+            try:
+                source_dir, source_name = stack.enter_context(parent_dir(top, original))
+                source_status = lstat_at(source_dir, source_name)
+                if is_regular(source_status) and source_status.st_size > 0:
+                    source_fd = open_nofollow(source_name, source_dir)
+                    stack.callback(os.close, source_fd)
+                    source = (source_dir, source_name, source_status, source_fd)
+            except OSError:
+                source = None
+        for path in copies:
+            if source is None:
+                yield Skipped(entry.digest, path, "original_unusable")
+                continue
+            yield _dedupe_copy(top, entry, path, source, apply)
+
+
+def _dedupe_copy(
+    top: str,
+    entry: BlobEntry,
+    path: str,
+    source: tuple[int, str, os.stat_result, int],
+    apply: bool,
+) -> _Outcome:
+    source_dir, source_name, source_status, source_fd = source
+    target = inside(top, path)
+    if target is None:
+        return Skipped(entry.digest, path, "outside_root")
+    try:
+        with parent_dir(top, target) as (directory, name):
+            try:
+                status = lstat_at(directory, name)
+            except FileNotFoundError:
+                return Skipped(entry.digest, path, "missing")
+            if not is_regular(status):
+                return Skipped(entry.digest, path, "not_a_regular_file")
+            if (status.st_dev, status.st_ino) == (source_status.st_dev, source_status.st_ino):
+                return None
+            if status.st_dev != source_status.st_dev:
+                return Skipped(entry.digest, path, "other_device")
+            if status.st_size == 0:
+                return Skipped(entry.digest, path, "placeholder")
+            if status.st_size != source_status.st_size:
+                return Skipped(entry.digest, path, "content_differs")
+            copy_fd = open_nofollow(name, directory)
+            try:
+                if not same_content(source_fd, copy_fd):
+                    return Skipped(entry.digest, path, "content_differs")
+            finally:
+                os.close(copy_fd)
+            link = Link(entry.digest, target, entry.original, status.st_size)
+            if apply:
+                _replace_with_link(source_dir, source_name, directory, name)
+                log.info("copy_linked", digest=entry.digest, path=target, original=entry.original)
+            return link, (status.st_dev, status.st_ino), status.st_nlink
+    except FileNotFoundError:
+        return Skipped(entry.digest, path, "missing")
+    except OSError as exc:
+        # O_NOFOLLOW refuses a symlinked directory on the way with ELOOP (or ENOTDIR).
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            return Skipped(entry.digest, path, "symlink_in_path")
+        raise
+
+
+def _replace_with_link(source_dir: int, source_name: str, directory: int, name: str) -> None:
+    """Link the original to a temporary name beside ``name``, then rename it over ``name``."""
+    temporary = f".{name}.blobcache-{uuid.uuid4().hex}"
+    os.link(
+        source_name, temporary, src_dir_fd=source_dir, dst_dir_fd=directory, follow_symlinks=False
+    )
+    try:
+        os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+    except BaseException:
+        os.unlink(temporary, dir_fd=directory)
+        raise

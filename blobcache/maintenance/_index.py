@@ -1,0 +1,211 @@
+"""Rebuilding the cache from a storage tree in zot's layout or OCI image layouts."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from blobcache._cache import BlobCache
+from blobcache._errors import InvalidDigest, InvalidPath
+from blobcache._validate import parse_digest
+from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
+from blobcache.maintenance._store import log
+
+#: Called as ``progress(done, total)`` while digests are recorded.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestMismatch:
+    """A blob whose content does not hash to the digest in its name; it was not recorded.
+
+    .. versionadded:: 0.1
+    """
+
+    path: str
+    expected: str
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What `index` found under a storage root and recorded.
+
+    .. versionadded:: 0.1
+    """
+
+    root: str
+    #: Blob files found (content and placeholders).
+    blobs: int
+    #: Distinct digests among them.
+    digests: int
+    #: Blob files beyond the first of each digest.
+    duplicates: int
+    #: Zero-byte placeholders (never made an original where content exists).
+    placeholders: int
+    #: Digests found only as placeholders, with no content anywhere under the root.
+    without_content: int
+    #: Bytes that replacing duplicate copies by hard links would free.
+    reclaimable_bytes: int
+    #: Paths recorded in the cache.
+    recorded: int
+    #: Files under ``blobs/`` skipped: not a regular file, or a name that is no digest.
+    skipped: int
+    #: Blobs whose content did not match their name (only with ``verify_digests``).
+    mismatches: tuple[DigestMismatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    path: str
+    size: int
+    inode: tuple[int, int]
+
+
+def index(
+    cache: BlobCache,
+    root: str | os.PathLike[str],
+    *,
+    verify_digests: bool = False,
+    workers: int = 8,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Record every blob under ``root`` in the cache; re-running it changes nothing.
+
+    Blobs are files at ``<dir>/blobs/<algorithm>/<encoded>``: zot's layout
+    (``ROOT/<repository>/blobs/...``) and OCI image layouts alike. For each
+    digest the first file in sorted path order that holds content becomes the
+    original; zero-byte placeholders are recorded after it, so they never
+    become the original while content exists. Symbolic links are neither
+    followed nor recorded. Digests are recorded concurrently on ``workers``
+    threads.
+
+    Args:
+        cache: the cache to fill.
+        root: the storage root to walk.
+        verify_digests: hash every file with content and leave out (and
+            report) those whose content does not match their name.
+        workers: threads recording digests concurrently.
+        progress: called as ``progress(done, total)`` after each digest.
+
+    Returns:
+        An `IndexReport`.
+
+    Raises:
+        InvalidPath: ``root`` is not a directory, or lies outside the cache's root.
+        BlobCacheError: the store failed; digests recorded so far stay recorded.
+
+    .. versionadded:: 0.1
+    """
+    top = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(top):
+        raise InvalidPath(top, "not a directory; give the storage root of a registry")
+    if cache.root is not None and top != cache.root and inside(cache.root, top) is None:
+        raise InvalidPath(top, f"not inside the cache's root {cache.root!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    found: dict[str, list[_Blob]] = {}
+    skipped = 0
+    for digest, blob in _walk(top):
+        if blob is None:
+            skipped += 1
+        else:
+            found.setdefault(digest, []).append(blob)
+    log.info("index_started", root=top, digests=len(found))
+
+    def record(digest: str, blobs: list[_Blob]) -> tuple[int, list[DigestMismatch]]:
+        content = [blob for blob in blobs if blob.size or digest in EMPTY_DIGESTS]
+        placeholders = [blob for blob in blobs if blob not in content]
+        mismatches = []
+        if verify_digests:
+            algorithm = digest.partition(":")[0]
+            for blob in list(content):
+                actual = hash_file(blob.path, algorithm)
+                if actual is not None and actual != digest:
+                    content.remove(blob)
+                    mismatches.append(DigestMismatch(blob.path, digest, actual))
+                    log.warning("digest_mismatch", digest=digest, path=blob.path, actual=actual)
+        for blob in (*content, *placeholders):
+            cache.put(digest, blob.path)
+        return len(content) + len(placeholders), mismatches
+
+    recorded, done, mismatches = 0, 0, []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobcache-index") as pool:
+        pending = {pool.submit(record, digest, blobs) for digest, blobs in found.items()}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise error
+                count, wrong = future.result()
+                recorded += count
+                mismatches.extend(wrong)
+                done += 1
+            if progress is not None:
+                progress(done, len(found))
+
+    blobs = [blob for group in found.values() for blob in group]
+    report = IndexReport(
+        root=top,
+        blobs=len(blobs),
+        digests=len(found),
+        duplicates=len(blobs) - len(found),
+        placeholders=sum(
+            1 for digest, group in found.items() for blob in group if _placeholder(digest, blob)
+        ),
+        without_content=sum(
+            1
+            for digest, group in found.items()
+            if all(_placeholder(digest, blob) for blob in group)
+        ),
+        reclaimable_bytes=sum(_reclaimable(group) for group in found.values()),
+        recorded=recorded,
+        skipped=skipped,
+        mismatches=tuple(sorted(mismatches, key=lambda mismatch: mismatch.path)),
+    )
+    log.info(
+        "index_finished",
+        root=top,
+        blobs=report.blobs,
+        digests=report.digests,
+        recorded=report.recorded,
+        mismatches=len(report.mismatches),
+    )
+    return report
+
+
+def _walk(top: str) -> Iterator[tuple[str, _Blob | None]]:
+    """Yield ``(digest, blob)`` for each blob file in sorted order; ``None`` for skipped ones."""
+    for directory, subdirectories, files in os.walk(top, followlinks=False):
+        subdirectories.sort()
+        if os.path.basename(os.path.dirname(directory)) != "blobs":
+            continue
+        algorithm = os.path.basename(directory)
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            try:
+                digest = parse_digest(f"{algorithm}:{name}")
+                status = os.lstat(path)
+            except (InvalidDigest, OSError):
+                yield "", None
+                continue
+            if not stat.S_ISREG(status.st_mode):
+                yield digest, None
+                continue
+            yield digest, _Blob(path, status.st_size, (status.st_dev, status.st_ino))
+
+
+def _placeholder(digest: str, blob: _Blob) -> bool:
+    return blob.size == 0 and digest not in EMPTY_DIGESTS
+
+
+def _reclaimable(group: list[_Blob]) -> int:
+    """Bytes freed if every copy shared the first copy's inode."""
+    sizes = {blob.inode: blob.size for blob in group if blob.size}
+    return sum(sizes.values()) - max(sizes.values(), default=0)

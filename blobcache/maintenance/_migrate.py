@@ -1,0 +1,53 @@
+"""Converting items in the seed's legacy layout to the current one, in place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from blobcache._cache import BlobCache
+from blobcache.maintenance._store import backend_of, log, raw_items
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateReport:
+    """What `migrate` converted.
+
+    .. versionadded:: 0.1
+    """
+
+    items: int
+    migrated: int
+    #: Legacy items another writer changed between the scan and the write; re-run to finish.
+    raced: int
+
+
+def migrate(cache: BlobCache, *, segments: int | None = None) -> MigrateReport:
+    """Convert every legacy item (a ``BlobPath`` set, no original) to the current layout.
+
+    Each item is converted by one conditional write: its legacy paths join
+    ``DuplicateBlobPath``, the smallest becomes the original unless the item
+    has one, and ``BlobPath`` goes. An interruption leaves every item either
+    legacy or converted, and a re-run converts what is left, so it is safe
+    to stop and run again. The SQLite backend has no legacy layout.
+
+    Args:
+        cache: the cache to migrate.
+        segments: parallel Scan segments (DynamoDB).
+
+    Returns:
+        A `MigrateReport`; ``raced`` counts items to pick up with another run.
+
+    .. versionadded:: 0.1
+    """
+    backend = backend_of(cache)
+    items = migrated = raced = 0
+    for raw in raw_items(cache, segments):
+        items += 1
+        if not raw.legacy_paths:
+            continue
+        if backend.migrate_legacy(raw.digest, raw.legacy_paths):
+            migrated += 1
+            log.info("item_migrated", digest=raw.digest, paths=len(raw.legacy_paths))
+        else:
+            raced += 1
+    return MigrateReport(items, migrated, raced)

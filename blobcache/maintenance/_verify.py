@@ -1,0 +1,172 @@
+"""Checking the cache against the invariants and against the files on disk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from blobcache._backend import RawItem
+from blobcache._cache import BlobCache
+from blobcache._validate import PathMapper
+from blobcache.maintenance._fs import EMPTY_DIGESTS, inside
+from blobcache.maintenance._store import log, mapper_of, raw_items
+
+FindingKind = Literal[
+    "empty_item",
+    "legacy_item",
+    "missing_original",
+    "missing_path",
+    "original_not_in_paths",
+    "placeholder_original",
+]
+_ADVICE: dict[str, str] = {
+    "empty_item": "an item with no path; remove it from the table",
+    "legacy_item": "in the seed's legacy layout; run 'blobcache migrate'",
+    "missing_original": "has paths but no original; the next delete or put repairs it",
+    "missing_path": "no file at this path; 'blobcache prune --yes' forgets it",
+    "original_not_in_paths": "the original is not among the paths (zot leaves this)",
+    "placeholder_original": "the original is a zero-byte placeholder while content exists",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One inconsistency `verify` found.
+
+    .. versionadded:: 0.1
+    """
+
+    kind: FindingKind
+    digest: str
+    #: The path concerned (as callers see it), where the finding is about one path.
+    path: str | None
+    #: What is wrong and what to do about it.
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What `verify` checked and found.
+
+    .. versionadded:: 0.1
+    """
+
+    items: int
+    paths: int
+    #: Paths not checked on disk: relative without a root, or outside the root.
+    unchecked: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was found."""
+        return not self.findings
+
+
+def verify(
+    cache: BlobCache,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    segments: int | None = None,
+) -> VerifyReport:
+    """Check every item against the invariants and every path against the disk.
+
+    Reads only. Reports items that break the invariants (which another
+    writer, such as zot, can leave), legacy items, paths with no file behind
+    them, and originals that are zero-byte placeholders while another path
+    holds the content. Only absolute paths inside ``root`` are looked up on
+    disk, with ``lstat`` (a symlink counts as present and is never followed).
+
+    Args:
+        cache: the cache to check.
+        root: the storage root; defaults to the cache's root. Without either,
+            every absolute path is looked up.
+        segments: parallel Scan segments (DynamoDB); defaults to ``scan_segments``.
+
+    Returns:
+        A `VerifyReport`; ``report.ok`` is true when nothing was found.
+
+    .. versionadded:: 0.1
+    """
+    items = paths = unchecked = 0
+    findings: list[Finding] = []
+    scope = scope_of(cache, root)
+    mapper = mapper_of(cache)
+    for raw in raw_items(cache, segments):
+        items += 1
+        paths += len(raw.paths | raw.legacy_paths)
+        for finding in _invariant_findings(raw, mapper):
+            findings.append(finding)
+        checked = _disk_findings(raw, mapper, scope)
+        for finding in checked.findings:
+            findings.append(finding)
+        unchecked += checked.unchecked
+    for finding in findings:
+        log.warning(
+            "inconsistency_found", kind=finding.kind, digest=finding.digest, path=finding.path
+        )
+    return VerifyReport(items, paths, unchecked, tuple(findings))
+
+
+def scope_of(cache: BlobCache, root: str | os.PathLike[str] | None) -> str | None:
+    """The tree whose files may be looked at: ``root`` if given, else the cache's root."""
+    return cache.root if root is None else os.path.abspath(os.fspath(root))
+
+
+def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
+    return Finding(kind, digest, path, _ADVICE[kind])
+
+
+def _invariant_findings(raw: RawItem, mapper: PathMapper) -> Iterator[Finding]:
+    if raw.legacy_paths:
+        yield _finding("legacy_item", raw.digest, None)
+    if not raw.paths and not raw.legacy_paths:
+        yield _finding("empty_item", raw.digest, None)
+    elif raw.paths and raw.original is None:
+        yield _finding("missing_original", raw.digest, None)
+    elif raw.original is not None and raw.paths and raw.original not in raw.paths:
+        yield _finding("original_not_in_paths", raw.digest, mapper.to_public(raw.original))
+
+
+@dataclass(frozen=True, slots=True)
+class _DiskCheck:
+    findings: tuple[Finding, ...]
+    unchecked: int
+
+
+def look_up(path: str, scope: str | None) -> tuple[bool, os.stat_result | None]:
+    """``(checked, lstat)`` of ``path``; unchecked outside ``scope`` (or relative without one)."""
+    target = inside(scope, path) if scope is not None else (path if os.path.isabs(path) else None)
+    if target is None:
+        return False, None
+    try:
+        return True, os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return True, None
+
+
+def _disk_findings(raw: RawItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
+    unchecked = 0
+    findings: list[Finding] = []
+    sizes: dict[str, int] = {}
+    every = raw.paths | ({raw.original} if raw.original else set())
+    for stored in sorted(every):
+        path = mapper.to_public(stored)
+        checked, status = look_up(path, scope)
+        if not checked:
+            unchecked += 1
+        elif status is None:
+            findings.append(_finding("missing_path", raw.digest, path))
+        else:
+            sizes[stored] = status.st_size
+    original = raw.original
+    if (
+        original is not None
+        and sizes.get(original) == 0
+        and raw.digest not in EMPTY_DIGESTS
+        and any(size > 0 for size in sizes.values())
+    ):
+        findings.append(_finding("placeholder_original", raw.digest, mapper.to_public(original)))
+    return _DiskCheck(tuple(findings), unchecked)

@@ -1,0 +1,1 @@
+"""The blobshelf app: uploads stored once, copies recorded as paths in blobcache."""

@@ -1,0 +1,1 @@
+"""The blobshelf example project's configuration."""

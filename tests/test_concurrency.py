@@ -1,0 +1,120 @@
+"""Races: threads and processes hammer a few digests; nothing acknowledged is lost.
+
+Run on SQLite and dynalite only: moto's server handles requests on threads
+without a lock, so its conditional writes are not atomic (see the contract).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from blobcache import BlobCache
+from tests.conftest import ATOMIC_BACKENDS, CacheFactory, assert_invariants, digest_of, read_raw
+
+DIGESTS = [digest_of(n) for n in range(3)]
+# Each worker owns these paths (prefixed with its id) on every digest; few paths per
+# worker and per digest make items empty and refill all the time.
+PATHS_PER_WORKER = 2
+OPERATIONS = 80
+
+State = dict[tuple[str, str], bool]
+
+
+def work(url: str, worker: str, seed: int) -> State:
+    """Toggle this worker's own paths at random; return what it last saw acknowledged."""
+    rng = random.Random(seed)
+    present: State = {}
+    with BlobCache.from_url(url) as cache:
+        for _ in range(OPERATIONS):
+            digest = rng.choice(DIGESTS)
+            path = f"/{worker}/p{rng.randrange(PATHS_PER_WORKER)}"
+            if present.get((digest, path)):
+                cache.delete(digest, path)
+                present[(digest, path)] = False
+            else:
+                cache.put(digest, path)
+                present[(digest, path)] = True
+            if rng.random() < 0.2:
+                # Reads race with writes: each answer is still one well-formed item.
+                try:
+                    paths = cache.get_all(digest)
+                except LookupError:
+                    continue
+                assert len(set(paths)) == len(paths)
+                assert sorted(paths[1:]) == paths[1:]
+    return present
+
+
+@contextmanager
+def processes(count: int) -> Iterator[ProcessPoolExecutor]:
+    # spawn, not fork: the parent runs threads and holds connections.
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+@pytest.fixture(params=ATOMIC_BACKENDS)
+def shared(request: pytest.FixtureRequest, make_cache: CacheFactory) -> tuple[BlobCache, str]:
+    cache = make_cache(request.param)
+    backend: Any = cache._backend
+    if cache.name == "sqlite":
+        url = f"sqlite:///{backend.target}"
+    else:
+        url = f"dynamodb:///{backend.target}?region=us-east-1&endpoint_url={backend.endpoint_url}"
+    return cache, url
+
+
+class TestRaces:
+    def test_threads_and_processes_lose_nothing(self, shared: tuple[BlobCache, str]) -> None:
+        """8 threads and 2 processes toggle their own paths on 3 digests; afterwards every
+        acknowledged put is stored, every acknowledged delete is gone, and no item is empty."""
+        cache, url = shared
+        with processes(2) as pool, ThreadPoolExecutor(8) as threads:
+            futures = [pool.submit(work, url, f"proc{n}", 1000 + n) for n in range(2)]
+            futures += [threads.submit(work, url, f"thread{n}", n) for n in range(8)]
+            states = [future.result(timeout=240) for future in futures]
+        expected: dict[str, set[str]] = {}
+        for state in states:
+            for (digest, path), present in state.items():
+                if present:
+                    expected.setdefault(digest, set()).add(path)
+        stored = read_raw(cache)
+        assert_invariants(stored)
+        assert {digest: set(paths) for digest, (_, paths) in stored.items()} == expected
+        for digest, paths in expected.items():
+            assert cache.get(digest) in paths
+
+    def test_concurrent_first_puts_agree_on_one_original(
+        self, shared: tuple[BlobCache, str]
+    ) -> None:
+        """Threads putting different paths on a new digest at once all see one original,
+        and it is one of their paths; it stays while other paths come and go."""
+        cache, _ = shared
+        for round_ in range(5):
+            digest = digest_of(100 + round_)
+            barrier = threading.Barrier(8)
+
+            def first_put(
+                n: int, digest: str = digest, barrier: threading.Barrier = barrier
+            ) -> str:
+                barrier.wait()
+                cache.put(digest, f"/racer{n}")
+                return cache.get(digest)
+
+            with ThreadPoolExecutor(8) as threads:
+                seen = set(threads.map(first_put, range(8)))
+            assert len(seen) == 1
+            (original,) = seen
+            assert original in {f"/racer{n}" for n in range(8)}
+            for n in range(8):
+                if f"/racer{n}" != original:
+                    cache.delete(digest, f"/racer{n}")
+            assert cache.get_all(digest) == [original]
+        assert_invariants(read_raw(cache))

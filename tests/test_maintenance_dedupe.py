@@ -1,0 +1,149 @@
+"""dedupe: replacing duplicate copies by hard links, safely."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from blobcache import BlobCache, InvalidPath
+from blobcache.maintenance import dedupe, index
+from tests.conftest import CacheFactory, read_raw
+from tests.test_maintenance_index import blob
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every entry under ``root``: inode and content (or symlink target)."""
+    found: dict[str, tuple[int, bytes | str]] = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = Path(directory, name)
+            status = path.lstat()
+            body = os.readlink(path) if path.is_symlink() else path.read_bytes()
+            found[str(path)] = (status.st_ino, body)
+    return found
+
+
+@pytest.fixture
+def sqlite_cache(make_cache: CacheFactory) -> BlobCache:
+    return make_cache("sqlite")
+
+
+class TestDedupe:
+    def test_dry_run_touches_nothing(self, sqlite_cache: BlobCache, tmp_path: Path) -> None:
+        """Without apply, the report lists the links but no file and no entry changes."""
+        root = tmp_path / "registry"
+        blob(root, "a/r", b"layer" * 10)
+        blob(root, "b/r", b"layer" * 10)
+        index(sqlite_cache, root)
+        files, entries = snapshot(root), read_raw(sqlite_cache)
+
+        report = dedupe(sqlite_cache, root)
+
+        assert not report.applied
+        assert len(report.links) == 1
+        assert report.reclaimed_bytes == 50
+        assert snapshot(root) == files
+        assert read_raw(sqlite_cache) == entries
+
+    def test_apply_links_copies_to_the_original(
+        self, sqlite_cache: BlobCache, tmp_path: Path
+    ) -> None:
+        """Each copy becomes a hard link to the original, with its content intact."""
+        root = tmp_path / "registry"
+        _, original = blob(root, "a/r", b"layer" * 10)
+        _, copy = blob(root, "b/r", b"layer" * 10)
+        _, third = blob(root, "c/r", b"layer" * 10)
+        index(sqlite_cache, root)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert report.applied
+        assert sorted(link.path for link in report.links) == [copy, third]
+        assert report.reclaimed_bytes == 100
+        inode = os.stat(original).st_ino
+        assert os.stat(copy).st_ino == os.stat(third).st_ino == inode
+        assert Path(copy).read_bytes() == b"layer" * 10
+        assert not [name for name in os.listdir(Path(copy).parent) if ".blobcache-" in name]
+        again = dedupe(sqlite_cache, root, apply=True)
+        assert (len(again.links), again.already_linked, again.reclaimed_bytes) == (0, 2, 0)
+
+    def test_skips_placeholders_and_differing_content(
+        self, sqlite_cache: BlobCache, tmp_path: Path
+    ) -> None:
+        """A zero-byte placeholder and a copy with other bytes are reported and left alone."""
+        root = tmp_path / "registry"
+        blob(root, "a/r", b"layer")
+        _, placeholder = blob(root, "b/r", b"layer", placeholder=True)
+        _, corrupt = blob(root, "c/r", b"layer")
+        Path(corrupt).write_bytes(b"LAYER")
+        index(sqlite_cache, root)
+        files = snapshot(root)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert sorted((s.path, s.reason) for s in report.skipped) == [
+            (placeholder, "placeholder"),
+            (corrupt, "content_differs"),
+        ]
+        assert report.links == ()
+        assert snapshot(root) == files
+
+    def test_never_touches_paths_outside_root(
+        self, sqlite_cache: BlobCache, tmp_path: Path
+    ) -> None:
+        """Escapes, absolute paths elsewhere, symlinks and symlinked directories stay untouched."""
+        root = tmp_path / "registry"
+        digest, original = blob(root, "a/r", b"layer")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        elsewhere = outside / "copy"
+        elsewhere.write_bytes(b"layer")
+        link = root / "b/r/blobs/sha256" / digest.removeprefix("sha256:")
+        link.parent.mkdir(parents=True)
+        link.symlink_to(elsewhere)
+        (root / "c").symlink_to(outside, target_is_directory=True)
+        through_dir = str(root / "c/copy")
+        sqlite_cache.put(digest, original)
+        for path in ("../../etc/passwd", str(elsewhere), str(link), through_dir):
+            sqlite_cache.put(digest, path)
+        before_inode = elsewhere.stat().st_ino
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert report.links == ()
+        assert sorted((s.path, s.reason) for s in report.skipped) == sorted(
+            [
+                ("../../etc/passwd", "outside_root"),
+                (str(elsewhere), "outside_root"),
+                (str(link), "not_a_regular_file"),
+                (through_dir, "symlink_in_path"),
+            ]
+        )
+        assert elsewhere.stat().st_ino == before_inode
+        assert elsewhere.read_bytes() == b"layer"
+        assert link.is_symlink()
+        assert os.stat(original).st_nlink == 1
+
+    def test_symlinked_original_is_not_used(self, sqlite_cache: BlobCache, tmp_path: Path) -> None:
+        """An original that is a symlink is never linked from; its copies are skipped."""
+        root = tmp_path / "registry"
+        digest, copy = blob(root, "b/r", b"layer")
+        secret = tmp_path / "secret"
+        secret.write_bytes(b"layer")
+        fake = root / "a/r/blobs/sha256" / digest.removeprefix("sha256:")
+        fake.parent.mkdir(parents=True)
+        fake.symlink_to(secret)
+        sqlite_cache.put(digest, str(fake))
+        sqlite_cache.put(digest, copy)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert [(s.path, s.reason) for s in report.skipped] == [(copy, "original_unusable")]
+        assert os.stat(copy).st_ino != secret.stat().st_ino
+
+    def test_root_must_be_a_directory(self, sqlite_cache: BlobCache, tmp_path: Path) -> None:
+        """A missing root raises InvalidPath."""
+        with pytest.raises(InvalidPath):
+            dedupe(sqlite_cache, tmp_path / "missing")
