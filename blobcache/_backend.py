@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """The stored state of one digest: its original and every path, the original included."""
+class Item(NamedTuple):
+    """The stored state of one digest: its original and every path, the original included.
+
+    A named tuple rather than a frozen dataclass: one is built per read, and
+    tuples build several times faster.
+    """
 
     original: str
     paths: frozenset[str]

@@ -375,7 +375,9 @@ class DynamoDBBackend:
         self._update(digest, "SET #orig = :orig, #paths = :paths", values, condition)
 
     def _back_off(self, attempt: int) -> None:
-        ceiling = self.options.backoff * (2 ** min(attempt, 8))
+        # Full jitter: puts never back off, so a losing delete waits for a lull in the
+        # writes to its digest rather than for the other deleters.
+        ceiling = min(self.options.backoff * 2**attempt, self.options.max_backoff)
         time.sleep(random.uniform(0, ceiling))
 
     def scan(self) -> Iterator[tuple[str, Item]]:

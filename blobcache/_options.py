@@ -34,6 +34,8 @@ class Options:
     max_attempts: int = 16
     #: Seconds of the first back-off between conflicting attempts; it doubles, with jitter.
     backoff: float = 0.005
+    #: Seconds the back-off between conflicting attempts grows to at most.
+    max_backoff: float = 0.5
     #: HTTP connections kept open to DynamoDB, per cache (the most threads served at once).
     max_pool_connections: int = 10
     #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
@@ -59,6 +61,7 @@ class Options:
         for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
             _require(name, getattr(self, name) > 0, "a positive number of seconds")
         _require("backoff", self.backoff >= 0, "zero or a positive number of seconds")
+        _require("max_backoff", self.max_backoff >= self.backoff, "at least backoff")
         _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
         _require("max_attempts", self.max_attempts >= 1, "a positive integer")
         _require("max_pool_connections", self.max_pool_connections >= 1, "a positive integer")

@@ -175,9 +175,13 @@ class SQLiteBackend:
     # -- the backend protocol ---------------------------------------------------------------
 
     def create_table(self) -> bool:
-        """Create the schema if missing; opening a connection already does, so report that."""
+        """Create the schema if missing; opening a connection already does, so report that.
+
+        Returns ``True`` once, to the first call after this backend created the schema.
+        """
         self._connection()
-        return self._created_schema
+        created, self._created_schema = self._created_schema, False
+        return created
 
     def put(self, digest: str, path: str) -> None:
         """Insert the item if new (this path becomes the original) and the path."""
@@ -205,7 +209,7 @@ class SQLiteBackend:
             raise self._error(exc) from exc
         if not rows:
             return None
-        return Item(rows[0][0], frozenset(path for _, path in rows))
+        return Item(rows[0][0], frozenset([row[1] for row in rows]))
 
     def delete(self, digest: str, path: str) -> Removal:
         """Remove the path, promoting the smallest remaining path or removing the item."""

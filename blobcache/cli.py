@@ -67,8 +67,8 @@ def _open_cache(ctx: click.Context, **options: Any) -> BlobCache:
     url = params.get("url") or settings.url
     root = params.get("root") or settings.root
     hook = ctx.meta.get(OPEN_CACHE)
-    if url is None and hook is not None and not options:
-        cache = cast(BlobCache, hook(root))
+    if url is None and hook is not None:
+        cache = cast(BlobCache, hook(root, **options))
     else:
         cache = BlobCache.from_url(url, root=root, **options)
     ctx.call_on_close(cache.close)

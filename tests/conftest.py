@@ -32,14 +32,19 @@ def digest_of(n: int) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fake_aws_environment() -> Iterator[None]:
-    """Fake credentials, and nothing from the developer's own AWS set-up."""
+def _fake_aws_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fake credentials, nothing from the developer's own AWS set-up, and a throwaway
+    per-user data directory, so the default SQLite location never touches the real one."""
     saved = dict(os.environ)
     for key in list(os.environ):
         if key.startswith("AWS_") or key == "BLOBCACHE_URL":
             del os.environ[key]
     os.environ.update(FAKE_CREDENTIALS)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    # botocore reads these once per process; the developer's own must not leak in.
+    missing = str(tmp_path_factory.mktemp("no-aws") / "missing")
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = missing
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
     yield
     os.environ.clear()
     os.environ.update(saved)

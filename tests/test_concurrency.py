@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from blobcache import BlobCache
+from blobcache import BlobCache, StoreUnavailable
 from tests.conftest import ATOMIC_BACKENDS, CacheFactory, assert_invariants, digest_of, read_raw
 
 DIGESTS = [digest_of(n) for n in range(3)]
@@ -26,18 +26,28 @@ PATHS_PER_WORKER = 2
 OPERATIONS = 80
 
 State = dict[tuple[str, str], bool]
+Outcome = tuple[State, int]
 
 
-def work(url: str, worker: str, seed: int) -> State:
-    """Toggle this worker's own paths at random; return what it last saw acknowledged."""
+def work(url: str, worker: str, seed: int) -> Outcome:
+    """Toggle this worker's own paths at random; return what it last saw acknowledged,
+    and how many deletes gave up under contention."""
     rng = random.Random(seed)
     present: State = {}
+    gave_up = 0
     with BlobCache.from_url(url) as cache:
         for _ in range(OPERATIONS):
             digest = rng.choice(DIGESTS)
             path = f"/{worker}/p{rng.randrange(PATHS_PER_WORKER)}"
             if present.get((digest, path)):
-                cache.delete(digest, path)
+                try:
+                    cache.delete(digest, path)
+                except StoreUnavailable as exc:
+                    # Allowed by the contract under sustained contention, and then the
+                    # call must have changed nothing: the path stays expected.
+                    assert "gave up" in str(exc)  # noqa: PT017 - in a worker, not a test
+                    gave_up += 1
+                    continue
                 present[(digest, path)] = False
             else:
                 cache.put(digest, path)
@@ -50,7 +60,7 @@ def work(url: str, worker: str, seed: int) -> State:
                     continue
                 assert len(set(paths)) == len(paths)
                 assert sorted(paths[1:]) == paths[1:]
-    return present
+    return present, gave_up
 
 
 @contextmanager
@@ -79,9 +89,11 @@ class TestRaces:
         with processes(2) as pool, ThreadPoolExecutor(8) as threads:
             futures = [pool.submit(work, url, f"proc{n}", 1000 + n) for n in range(2)]
             futures += [threads.submit(work, url, f"thread{n}", n) for n in range(8)]
-            states = [future.result(timeout=240) for future in futures]
+            outcomes = [future.result(timeout=240) for future in futures]
+        # Giving up is the rare exception, not a way to pass the test.
+        assert sum(gave_up for _, gave_up in outcomes) <= len(outcomes) * OPERATIONS // 20
         expected: dict[str, set[str]] = {}
-        for state in states:
+        for state, _ in outcomes:
             for (digest, path), present in state.items():
                 if present:
                     expected.setdefault(digest, set()).add(path)

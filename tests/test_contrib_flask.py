@@ -228,6 +228,35 @@ class TestCommandGroup:
             extension.cache.put(digest_of(8), "/x")
             assert extension.cache.get(digest_of(8)) == "/x"
 
+    def test_create_table_options_apply_to_the_apps_table(
+        self, blobcache_dynalite_endpoint: str, blobcache_fake_aws: None
+    ) -> None:
+        """create-table's --billing-mode and capacities go over the app's own configuration."""
+        table = f"flask-prov-{os.getpid()}-{id(self)}"
+        url = f"dynamodb:///{table}?region=us-east-1&endpoint_url={blobcache_dynalite_endpoint}"
+        app = make_app(BLOBCACHE_URL=url, BLOBCACHE_OPTIONS={"read_timeout": 5})
+        extension = FlaskBlobCache(app)
+
+        result = app.test_cli_runner().invoke(
+            args=[
+                "blobcache",
+                "create-table",
+                "--billing-mode",
+                "provisioned",
+                "--read-capacity",
+                "3",
+                "--write-capacity",
+                "4",
+                "--wait",
+                "5",
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            client = extension.cache._backend.client  # type: ignore[attr-defined]
+        throughput = client.describe_table(TableName=table)["Table"]["ProvisionedThroughput"]
+        assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (3, 4)
+
     def test_url_option_still_wins(self, blobcache_sqlite_url: str, tmp_path: Path) -> None:
         """--url on the command line overrides the app's BLOBCACHE_URL."""
         other = f"sqlite:///{tmp_path / 'other.db'}"

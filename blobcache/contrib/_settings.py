@@ -10,7 +10,12 @@ from blobcache import BlobCache, ConfigurationError, Options
 
 
 def open_cache(
-    url: object, root: object, options: object, *, names: Mapping[str, str]
+    url: object,
+    root: object,
+    options: object,
+    *,
+    names: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
 ) -> BlobCache:
     """Validate one cache's settings and open it (no I/O happens until first use).
 
@@ -18,6 +23,7 @@ def open_cache(
         url, root, options: the raw setting values, as the application wrote them.
         names: how the application spells each setting (``{"url": "app.config[...]", ...}``),
             so every error points at the line to fix.
+        overrides: options a command line gave, over the configured ones.
 
     Raises:
         ConfigurationError: a value has the wrong type, or the URL or an option is wrong.
@@ -39,7 +45,7 @@ def open_cache(
             f"{names['options']} must be a dict of option names to values, such as "
             f"{{'read_timeout': 2}}, not {type(options).__name__}"
         )
-    typed: Mapping[str, Any] = options
+    typed: Mapping[str, Any] = {**options, **(overrides or {})}
     try:
         return BlobCache.from_url(url or None, root=root or None, **typed)
     except ConfigurationError as exc:

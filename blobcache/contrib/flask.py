@@ -102,8 +102,8 @@ def get_cache(app: Flask | None = None) -> BlobCache:
     return cache
 
 
-def _open_configured(app: Flask, root: str | None = None) -> BlobCache:
-    """A new cache from ``app``'s configuration; ``root`` overrides BLOBCACHE_ROOT."""
+def _open_configured(app: Flask, root: str | None = None, **overrides: Any) -> BlobCache:
+    """A new cache from ``app``'s configuration; ``root`` and ``overrides`` win over it."""
     config = app.config
     return open_cache(
         config["BLOBCACHE_URL"],
@@ -114,6 +114,7 @@ def _open_configured(app: Flask, root: str | None = None) -> BlobCache:
             "root": "app.config['BLOBCACHE_ROOT']",
             "options": "app.config['BLOBCACHE_OPTIONS']",
         },
+        overrides=overrides,
     )
 
 

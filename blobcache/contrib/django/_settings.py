@@ -60,8 +60,10 @@ def aliases() -> dict[str, Mapping[str, Any]]:
     return found
 
 
-def open_alias(alias: str, *, root: str | None = None) -> BlobCache:
-    """A new `BlobCache` for ``alias`` (no I/O until first use); ``root`` overrides ROOT.
+def open_alias(alias: str, *, root: str | None = None, **overrides: Any) -> BlobCache:
+    """A new `BlobCache` for ``alias`` (no I/O until first use).
+
+    ``root`` overrides ROOT and ``overrides`` the OPTIONS, as a command line gives them.
 
     Raises:
         ConfigurationError: the alias does not exist or its settings are wrong.
@@ -79,4 +81,5 @@ def open_alias(alias: str, *, root: str | None = None) -> BlobCache:
         root or values.get("ROOT"),
         values.get("OPTIONS"),
         names={key.lower(): f"{where}[{key!r}]" for key in ALIAS_KEYS},
+        overrides=overrides,
     )

@@ -62,8 +62,8 @@ class Command(BaseCommand):
             raise CommandError(exc.format_message(), returncode=exc.exit_code) from exc
 
 
-def _open(alias: str, root: str | None) -> BlobCache:
-    return open_alias(alias, root=root)
+def _open(alias: str, root: str | None, **overrides: Any) -> BlobCache:
+    return open_alias(alias, root=root, **overrides)
 
 
 def _add_param(parser: argparse.ArgumentParser, param: click.Parameter) -> None:
