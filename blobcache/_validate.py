@@ -18,18 +18,12 @@ MAX_DIGEST_LENGTH = 2048
 MAX_PATH_BYTES = 4096
 
 
-_HEX_DIGITS = "0123456789abcdef"
+_SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 def parse_digest(digest: object) -> str:
     """Return ``digest`` unchanged if it is a valid OCI digest, else raise `InvalidDigest`."""
-    # Fast path for the digest nearly every call carries; str.strip is cheaper than a regex.
-    if (
-        isinstance(digest, str)
-        and len(digest) == 71
-        and digest.startswith("sha256:")
-        and not digest[7:].strip(_HEX_DIGITS)
-    ):
+    if type(digest) is str and _SHA256.fullmatch(digest):  # the digest nearly every call has
         return digest
     if not isinstance(digest, str):
         raise InvalidDigest(digest, f"expected str, got {type(digest).__name__}")
