@@ -19,7 +19,13 @@ $(BIN)/.installed: pyproject.toml
 
 DEMO_URL := sqlite:///.demo/blobcache.db
 
-demo: $(BIN)/.installed
+# The demo needs only the command line, not the test tools.
+$(BIN)/.installed-cli: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+demo: $(BIN)/.installed-cli
 	mkdir -p .demo
 	$(BIN)/blobcache --url $(DEMO_URL) index examples/registry
 	$(BIN)/blobcache --url $(DEMO_URL) stats
@@ -39,6 +45,7 @@ typing: $(BIN)/.installed
 
 docs: $(BIN)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/sqlite_overhead.py
