@@ -131,7 +131,7 @@ class SQLiteBackend:
     def _error(self, exc: sqlite3.DatabaseError) -> BlobCacheError:
         """The blobcache error for a failed SQLite call."""
         if isinstance(exc, sqlite3.OperationalError):
-            if exc.sqlite_errorcode == sqlite3.SQLITE_ERROR:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_ERROR:
                 # An SQL error in our fixed statements ("no such table"): another
                 # application's database, not a store that is temporarily unavailable.
                 return BlobCacheError(
@@ -166,11 +166,20 @@ class SQLiteBackend:
             connection.execute(f"BEGIN {mode}")
             try:
                 yield connection
+                connection.execute("COMMIT")
             except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                # Also after a failed COMMIT: the transaction is still open then.
+                self._roll_back(connection)
                 raise
-            connection.execute("COMMIT")
+
+    def _roll_back(self, connection: sqlite3.Connection) -> None:
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            # A connection that cannot roll back is not reused: this thread opens a new one.
+            self._local.connection = None
+            connection.close()
 
     # -- the backend protocol ---------------------------------------------------------------
 
