@@ -111,9 +111,11 @@ class SQLiteBackend:
                 # Re-read under the write lock: another process may have won.
                 (version,) = connection.execute("PRAGMA user_version").fetchone()
                 if version == 0:
-                    connection.executescript(_SCHEMA)  # commits the transaction
-                    self._created_schema = True
-                    return
+                    # Statement by statement: executescript would COMMIT first, dropping
+                    # the write lock, and two processes could both create the tables.
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        connection.execute(statement)
+                    version, self._created_schema = SCHEMA_VERSION, True
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:

@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 
 from blobcache import BlobCache
-from blobcache.testing import FAKE_CREDENTIALS, dynalite, moto_server
+from blobcache.testing import FAKE_CREDENTIALS
 
 ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
 #: Backends whose conditional writes are atomic under concurrent requests.
@@ -50,16 +50,16 @@ def _fake_aws_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     os.environ.update(saved)
 
 
+# The servers are the ones blobcache.testing's plugin starts for applications: one
+# dynalite and one moto server per session, shared with the plugin's own tests.
 @pytest.fixture(scope="session")
-def dynalite_endpoint(_fake_aws_environment: None) -> Iterator[str]:
-    with dynalite() as endpoint:
-        yield endpoint
+def dynalite_endpoint(_fake_aws_environment: None, blobcache_dynalite_endpoint: str) -> str:
+    return blobcache_dynalite_endpoint
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint(_fake_aws_environment: None) -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
+def moto_endpoint(_fake_aws_environment: None, blobcache_moto_endpoint: str) -> str:
+    return blobcache_moto_endpoint
 
 
 def cache_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
