@@ -54,7 +54,7 @@ class SQLiteBackend:
     def __init__(self, filename: str, *, options: Options) -> None:
         # Resolved once: each thread opens its connection lazily, and a relative name
         # resolved after a chdir would open a second, different database.
-        self.target = filename if filename == ":memory:" else os.path.abspath(filename)
+        self.target = os.path.abspath(filename)
         self.options = options
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -105,4 +105,9 @@ def _sqlite(
             f"cannot read a database file from {url!r}; write 'sqlite:///relative.db' "
             "or 'sqlite:////absolute/path.db'"
         )
+    if filename == ":memory:" or filename.startswith("file:"):
+        raise ConfigurationError(
+            f"{url!r}: in-memory and URI-style SQLite databases are not supported (each "
+            "thread would see its own database); use a file, e.g. in a temporary directory"
+        )
     return Location("sqlite", filename, options=Options.from_mapping({**query, **overrides}))

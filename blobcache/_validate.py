@@ -6,7 +6,7 @@ import os
 import posixpath
 import re
 
-from blobcache._errors import InvalidDigest, InvalidPath
+from blobcache._errors import ConfigurationError, InvalidDigest, InvalidPath
 
 # OCI image-spec descriptor grammar: algorithm ":" encoded.
 _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
@@ -64,6 +64,10 @@ class PathMapper:
     """
 
     def __init__(self, root: str | os.PathLike[str] | None) -> None:
+        if root is not None and (not isinstance(root, str | os.PathLike) or not os.fspath(root)):
+            raise ConfigurationError(
+                f"root must be a non-empty directory path (str or os.PathLike), not {root!r}"
+            )
         self.root = None if root is None else os.path.abspath(os.fspath(root))
 
     def to_stored(self, path: object) -> str:

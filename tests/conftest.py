@@ -87,6 +87,20 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache
         cache.close()
 
 
+@pytest.fixture(params=["sqlite", "dynalite"])
+def example_cache_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, created cache for the example applications, on SQLite and on dynalite,
+    from the blobcache.testing plugin as an application's tests would get it."""
+    url: str = request.getfixturevalue(f"blobcache_{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """Where an example application keeps uploaded blobs."""
+    return tmp_path / "store"
+
+
 @pytest.fixture(params=ALL_BACKENDS)
 def cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
     """A fresh, empty cache on each backend."""

@@ -19,28 +19,16 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(params=["sqlite", "dynalite"])
-def cache_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, created cache on each backend the example is tested on."""
-    url: str = request.getfixturevalue(f"blobcache_{request.param}_url")
-    return url
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def client(cache_url: str, store: Path) -> Iterator[Client]:
-    configured = {"default": {"URL": cache_url, "ROOT": store}}
+def client(example_cache_url: str, store: Path) -> Iterator[Client]:
+    configured = {"default": {"URL": example_cache_url, "ROOT": store}}
     with override_settings(BLOBCACHE=configured, BLOBSHELF_STORE=store):
         yield Client()
 
 
 class TestUpload:
     def test_copies_are_stored_once_and_located(
-        self, client: Client, store: Path, cache_url: str
+        self, client: Client, store: Path, example_cache_url: str
     ) -> None:
         """The first upload writes content; a copy only adds a path; locate lists both."""
         first = client.put(
@@ -60,7 +48,7 @@ class TestUpload:
             "original": str(store / "library/alpine/layer"),
             "paths": [str(store / "library/alpine/layer"), str(store / "team/app/layer")],
         }
-        with BlobCache.from_url(cache_url, root=store) as cache:
+        with BlobCache.from_url(example_cache_url, root=store) as cache:
             assert cache.get(sha256(b"blob")) == str(store / "library/alpine/layer")
 
     def test_a_name_outside_the_store_is_refused(self, client: Client, store: Path) -> None:

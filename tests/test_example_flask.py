@@ -16,24 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "flask
 import blobshelf_app  # type: ignore[import-not-found]
 
 
-@pytest.fixture(params=["sqlite", "dynalite"])
-def cache_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, created cache on each backend the example is tested on."""
-    url: str = request.getfixturevalue(f"blobcache_{request.param}_url")
-    return url
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def client(cache_url: str, store: Path) -> Iterator[FlaskClient]:
+def client(example_cache_url: str, store: Path) -> Iterator[FlaskClient]:
     app = blobshelf_app.create_app(
         {
             "TESTING": True,
-            "BLOBCACHE_URL": cache_url,
+            "BLOBCACHE_URL": example_cache_url,
             "BLOBCACHE_ROOT": store,
             "BLOBSHELF_STORE": store,
         }
@@ -48,7 +36,7 @@ def sha256(data: bytes) -> str:
 
 class TestUpload:
     def test_first_upload_is_stored_and_becomes_the_original(
-        self, client: FlaskClient, store: Path, cache_url: str
+        self, client: FlaskClient, store: Path, example_cache_url: str
     ) -> None:
         """The first upload of some content writes it and records it as the original."""
         response = client.put("/files/library/alpine/layer", data=b"layer one")
@@ -61,7 +49,7 @@ class TestUpload:
             "original": str(store / "library/alpine/layer"),
         }
         assert (store / "library/alpine/layer").read_bytes() == b"layer one"
-        with BlobCache.from_url(cache_url, root=store) as cache:
+        with BlobCache.from_url(example_cache_url, root=store) as cache:
             assert cache.get_all(sha256(b"layer one")) == [str(store / "library/alpine/layer")]
 
     def test_a_copy_is_recorded_as_a_path_and_not_stored_again(

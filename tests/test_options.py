@@ -40,6 +40,7 @@ class TestUrls:
             ("dynamodb:///t?region=r&endpoint_url=ftp://x", "endpoint_url must be an http"),
             ("dynamodb://key:secret@/t?region=r", "credentials do not belong"),
             ("sqlite://", "cannot read a database file"),
+            ("sqlite:///:memory:", "in-memory and URI-style"),
             ("sqlite:///x.db?bogus=1", "unknown option(s) bogus"),
             ("sqlite:///x.db?read_timeout=soon", "must be a number"),
             ("sqlite:///x.db?consistent_read=maybe", "must be true or false"),

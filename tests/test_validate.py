@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from blobcache import InvalidDigest, InvalidPath
+from blobcache import ConfigurationError, InvalidDigest, InvalidPath
 from blobcache._validate import PathMapper, parse_digest, parse_path
 
 
@@ -69,6 +69,12 @@ class TestParsePath:
 
 
 class TestPathMapper:
+    @pytest.mark.parametrize("root", ["", 42, b"/bytes"])
+    def test_bad_root_is_a_configuration_error(self, root: object) -> None:
+        """A root that is not a non-empty path raises ConfigurationError, not TypeError."""
+        with pytest.raises(ConfigurationError, match="root must be a non-empty directory"):
+            PathMapper(root)  # type: ignore[arg-type]
+
     def test_without_root_paths_are_kept(self) -> None:
         """With no root, paths are stored and returned exactly as given."""
         mapper = PathMapper(None)
