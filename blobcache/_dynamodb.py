@@ -307,12 +307,27 @@ class DynamoDBBackend:
             raise ConfigurationError(self._schema_message())
 
     def put(self, digest: str, path: str) -> None:
-        """One UpdateItem: set the original if absent and add the path to the set."""
-        self._update(
-            digest,
-            "SET #orig = if_not_exists(#orig, :path) ADD #paths :paths",
-            {":path": {"S": path}, ":paths": {"SS": [path]}},
-        )
+        """One UpdateItem: set the original if absent and add the path to the set.
+
+        The condition costs no request; it fails only on an item another writer left
+        with paths but no original, which is then repaired: its smallest path, the
+        original every reader already saw, is written down before this path joins.
+        """
+        try:
+            self._update(
+                digest,
+                "SET #orig = if_not_exists(#orig, :path) ADD #paths :paths",
+                {":path": {"S": path}, ":paths": {"SS": [path]}},
+                "attribute_exists(#orig) OR attribute_not_exists(#paths)",
+            )
+        except _ConditionFailed as failed:
+
+            def add(item: Item | None) -> Item:
+                if item is None:
+                    return Item(path, frozenset([path]))
+                return Item(item.original, item.paths | {path})
+
+            self._rewrite(digest, failed.item, add, f"recording {path!r} for {digest!r}")
 
     def get(self, digest: str) -> Item | None:
         """One GetItem, consistent unless the options say otherwise."""
@@ -337,22 +352,44 @@ class DynamoDBBackend:
             return Removal(removed=True)
         except _ConditionFailed as failed:
             raw = failed.item
+
+        def remove(item: Item | None) -> Item | None:
+            return item.without(path) if item is not None and path in item.paths else item
+
+        before, after = self._rewrite(digest, raw, remove, f"deleting {path!r} of {digest!r}")
+        if before is None or after == before:
+            return Removal(removed=False)
+        return Removal.between(before, after)
+
+    def _rewrite(
+        self,
+        digest: str,
+        raw: Raw | None,
+        change: Callable[[Item | None], Item | None],
+        what: str,
+    ) -> tuple[Item | None, Item | None]:
+        """Apply ``change`` to the item as read, writing only if nobody changed it since.
+
+        ``raw`` is the item as a failed condition returned it, or ``None`` if the
+        server did not say (dynalite), in which case it is read. Returns the item
+        before and after; retries with back-off while other writers win.
+        """
         for attempt in range(self.options.max_attempts):
             if raw is None:
-                raw = self._get_raw(digest)
+                raw = self._get_raw(digest) or {}
             before = decode(raw)
-            if raw is None or before is None or path not in before.paths:
-                return Removal(removed=False)
-            after = before.without(path)
+            after = change(before)
+            if after == before:
+                return before, after
             try:
                 self._replace(digest, raw, after)
-                return Removal.between(before, after)
+                return before, after
             except _ConditionFailed as failed:
                 raw = failed.item
                 self._back_off(attempt)
         raise StoreUnavailable(
-            f"gave up deleting {path!r} of {digest!r} after {self.options.max_attempts} "
-            "attempts: other writers kept changing the item; retry, or raise max_attempts"
+            f"gave up {what} after {self.options.max_attempts} attempts: other writers "
+            "kept changing the item; retry, or raise max_attempts"
         )
 
     def _replace(self, digest: str, raw: Raw, after: Item | None) -> None:

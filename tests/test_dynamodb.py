@@ -390,8 +390,9 @@ class TestRequestBudget:
             cache.get(digest_of(3))
         assert recorder.operations == ["GetItem"]
 
-    def test_put_is_one_unconditional_update(self, seeded: tuple[Server, BlobCache]) -> None:
-        """put sets the original if absent and adds the path in the same UpdateItem."""
+    def test_put_is_one_update(self, seeded: tuple[Server, BlobCache]) -> None:
+        """put sets the original if absent and adds the path in the same UpdateItem; its
+        only condition refuses an item with paths but no original (repaired apart)."""
         _, cache = seeded
         with recording(cache) as recorder:
             cache.put(D, "/d")
@@ -399,7 +400,9 @@ class TestRequestBudget:
         expression = sent.body["UpdateExpression"]
         assert "if_not_exists" in expression
         assert "ADD" in expression
-        assert "ConditionExpression" not in sent.body
+        assert sent.body["ConditionExpression"] == (
+            "attribute_exists(#orig) OR attribute_not_exists(#paths)"
+        )
 
     def test_reads_are_consistent_by_default(self, seeded: tuple[Server, BlobCache]) -> None:
         """GetItem and Scan ask for strongly consistent reads unless told otherwise."""
@@ -496,6 +499,20 @@ class TestZotLayout:
         assert cache.has(D, "/c")
         (entry,) = cache.entries()
         assert (entry.original, entry.paths) == ("/b", frozenset({"/b", "/c", "/é"}))
+
+    def test_put_on_item_without_original_keeps_the_one_readers_saw(
+        self, make_cache: CacheFactory, server: Server
+    ) -> None:
+        """A put of a smaller path on an item with paths but no original does not take
+        over as original: the smallest old path, which every read returned, is written
+        down as the original, and the new path joins the set."""
+        cache = make_on(make_cache, server)
+        raw_put(cache, D, DuplicateBlobPath={"SS": ["/m", "/z"]})
+        assert cache.get(D) == "/m"
+        cache.put(D, "/a")
+        assert cache.get_all(D) == ["/m", "/a", "/z"]
+        stored = read_raw(cache)[D]
+        assert stored == ("/m", frozenset({"/a", "/m", "/z"}))
 
     @pytest.mark.parametrize(
         ("stored", "path", "expected"),
