@@ -29,7 +29,7 @@ State = dict[tuple[str, str], bool]
 Outcome = tuple[State, int]
 
 
-def work(url: str, worker: str, seed: int) -> Outcome:
+def work(url: str, worker: str, seed: int, digests: list[str], paths_per_worker: int) -> Outcome:
     """Toggle this worker's own paths at random; return what it last saw acknowledged,
     and how many deletes gave up under contention."""
     rng = random.Random(seed)
@@ -37,8 +37,8 @@ def work(url: str, worker: str, seed: int) -> Outcome:
     gave_up = 0
     with BlobCache.from_url(url) as cache:
         for _ in range(OPERATIONS):
-            digest = rng.choice(DIGESTS)
-            path = f"/{worker}/p{rng.randrange(PATHS_PER_WORKER)}"
+            digest = rng.choice(digests)
+            path = f"/{worker}/p{rng.randrange(paths_per_worker)}"
             if present.get((digest, path)):
                 try:
                     cache.delete(digest, path)
@@ -70,6 +70,30 @@ def processes(count: int) -> Iterator[ProcessPoolExecutor]:
         yield pool
 
 
+def race(
+    cache: BlobCache, url: str, *, threads: int, digests: list[str], paths_per_worker: int
+) -> None:
+    """Run two processes and ``threads`` threads of `work`, then check that the store
+    holds exactly what the workers saw acknowledged, with no empty item."""
+    args = (digests, paths_per_worker)
+    with processes(2) as pool, ThreadPoolExecutor(threads) as executor:
+        futures = [pool.submit(work, url, f"proc{n}", 1000 + n, *args) for n in range(2)]
+        futures += [executor.submit(work, url, f"thread{n}", n, *args) for n in range(threads)]
+        outcomes = [future.result(timeout=240) for future in futures]
+    # Giving up is the rare exception, not a way to pass the test.
+    assert sum(gave_up for _, gave_up in outcomes) <= len(outcomes) * OPERATIONS // 20
+    expected: dict[str, set[str]] = {}
+    for state, _ in outcomes:
+        for (digest, path), present in state.items():
+            if present:
+                expected.setdefault(digest, set()).add(path)
+    stored = read_raw(cache)
+    assert_invariants(stored)
+    assert {digest: set(paths) for digest, (_, paths) in stored.items()} == expected
+    for digest, paths in expected.items():
+        assert cache.get(digest) in paths
+
+
 @pytest.fixture(params=ATOMIC_BACKENDS)
 def shared(request: pytest.FixtureRequest, make_cache: CacheFactory) -> tuple[BlobCache, str]:
     cache = make_cache(request.param)
@@ -86,22 +110,13 @@ class TestRaces:
         """8 threads and 2 processes toggle their own paths on 3 digests; afterwards every
         acknowledged put is stored, every acknowledged delete is gone, and no item is empty."""
         cache, url = shared
-        with processes(2) as pool, ThreadPoolExecutor(8) as threads:
-            futures = [pool.submit(work, url, f"proc{n}", 1000 + n) for n in range(2)]
-            futures += [threads.submit(work, url, f"thread{n}", n) for n in range(8)]
-            outcomes = [future.result(timeout=240) for future in futures]
-        # Giving up is the rare exception, not a way to pass the test.
-        assert sum(gave_up for _, gave_up in outcomes) <= len(outcomes) * OPERATIONS // 20
-        expected: dict[str, set[str]] = {}
-        for state, _ in outcomes:
-            for (digest, path), present in state.items():
-                if present:
-                    expected.setdefault(digest, set()).add(path)
-        stored = read_raw(cache)
-        assert_invariants(stored)
-        assert {digest: set(paths) for digest, (_, paths) in stored.items()} == expected
-        for digest, paths in expected.items():
-            assert cache.get(digest) in paths
+        race(cache, url, threads=8, digests=DIGESTS, paths_per_worker=PATHS_PER_WORKER)
+
+    def test_an_item_that_empties_and_refills(self, shared: tuple[BlobCache, str]) -> None:
+        """Four workers own one path each on one digest, so the last path goes and a new
+        first path comes again and again, racing: no put is lost, no empty item stays."""
+        cache, url = shared
+        race(cache, url, threads=2, digests=DIGESTS[:1], paths_per_worker=1)
 
     def test_concurrent_first_puts_agree_on_one_original(
         self, shared: tuple[BlobCache, str]
