@@ -510,8 +510,9 @@ def stats(
     if report.largest:
         click.echo(f"largest items (DynamoDB limit {_size(report.limit_bytes)}):")
         for item in report.largest:
+            paths = f"{item.paths} path" + ("s" if item.paths != 1 else "")
             click.echo(
-                f"  {item.digest} {item.paths} paths, {_size(item.bytes)}, "
+                f"  {item.digest} {paths}, {_size(item.bytes)}, "
                 f"headroom {_size(item.headroom_bytes)}"
             )
 
