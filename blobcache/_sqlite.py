@@ -30,6 +30,9 @@ _SCAN_PAGE = 1000
 
 # Bumped in every forked child, so backends notice a fork without a syscall per call.
 _fork_generation = 0
+# Connections a forked child inherited: never used, and never closed either, since
+# closing a copy in the child could checkpoint or unlink the parent's WAL.
+_inherited: list[sqlite3.Connection] = []
 
 
 def _after_fork() -> None:
@@ -40,13 +43,22 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+class _ThreadConnection(threading.local):
+    """One thread's connection, and the backend epoch it was opened in."""
+
+    connection: sqlite3.Connection | None = None
+    epoch = -1
+    generation = 0
+
+
 class SQLiteBackend:
     """Keeps items in two tables of one SQLite file, in WAL mode.
 
-    Each thread gets its own connection; every write is one ``BEGIN
-    IMMEDIATE`` transaction, so it takes the write lock before it reads and
-    never has to upgrade a read lock (the source of "database is locked").
-    The schema is created on first use.
+    Each thread gets its own connection, held in thread-local storage only,
+    so it closes when its thread ends; every write is one ``BEGIN IMMEDIATE``
+    transaction, so it takes the write lock before it reads and never has to
+    upgrade a read lock (the source of "database is locked"). The schema is
+    created on first use.
     """
 
     name = "sqlite"
@@ -56,25 +68,34 @@ class SQLiteBackend:
         # resolved after a chdir would open a second, different database.
         self.target = os.path.abspath(filename)
         self.options = options
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._generation = _fork_generation
+        self._local = _ThreadConnection()
+        # close() bumps the epoch; each thread then closes its own connection on next use.
+        self._epoch = 0
         self._created_schema = False
 
     # -- connections ------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        if self._generation != _fork_generation:
-            # A forked child must not touch its parent's connections.
-            self._local, self._connections = threading.local(), []
-            self._generation = _fork_generation
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._open()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+        local = self._local
+        connection = local.connection
+        if (
+            connection is not None
+            and local.epoch == self._epoch
+            and local.generation == _fork_generation
+        ):
+            return connection
+        if connection is not None:
+            if local.generation != _fork_generation:
+                _inherited.append(connection)
+            else:
+                connection.close()  # this thread's own, from before close()
+            local.connection = None
+        connection = self._open()
+        local.connection, local.epoch, local.generation = (
+            connection,
+            self._epoch,
+            _fork_generation,
+        )
         return connection
 
     def _open(self) -> sqlite3.Connection:
@@ -282,9 +303,13 @@ class SQLiteBackend:
         return False
 
     def close(self) -> None:
-        """Close every connection this backend opened, from any thread."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
-        for connection in connections:
-            connection.close()
+        """Close this thread's connection; other threads close theirs on next use.
+
+        A connection is never closed from another thread: one may be running a
+        statement on it, and SQLite would crash the process.
+        """
+        self._epoch += 1
+        local = self._local
+        if local.connection is not None and local.generation == _fork_generation:
+            local.connection.close()
+        local.connection = None
