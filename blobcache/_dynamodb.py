@@ -310,15 +310,17 @@ class DynamoDBBackend:
         """One UpdateItem: set the original if absent and add the path to the set.
 
         The condition costs no request; it fails only on an item another writer left
-        with paths but no original, which is then repaired: its smallest path, the
-        original every reader already saw, is written down before this path joins.
+        with an original but no path set, or paths but no original. Such an item
+        is repaired as this path joins: the original every reader already saw (the
+        smallest path, if none was stored) is written down, inside the set.
         """
         try:
             self._update(
                 digest,
                 "SET #orig = if_not_exists(#orig, :path) ADD #paths :paths",
                 {":path": {"S": path}, ":paths": {"SS": [path]}},
-                "attribute_exists(#orig) OR attribute_not_exists(#paths)",
+                "attribute_exists(#orig) AND attribute_exists(#paths) "
+                "OR attribute_not_exists(#orig) AND attribute_not_exists(#paths)",
             )
         except _ConditionFailed as failed:
 
@@ -484,6 +486,8 @@ class DynamoDBBackend:
         while True:
             page = self._call(lambda: self.client.scan(**request))
             for raw in page.get("Items", ()):
+                if "S" not in raw.get(_HASH_KEY, {}):
+                    raise ConfigurationError(self._schema_message())
                 original = raw.get("OriginalBlobPath", {}).get("S")
                 yield RawItem(
                     raw[_HASH_KEY]["S"],

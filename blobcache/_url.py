@@ -57,8 +57,12 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
         url = os.environ.get(URL_ENV, "").strip() or _user_sqlite_url(create=True)
     if not isinstance(url, str):
         raise ConfigurationError(f"cache URL must be a string, not {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
+    try:
+        parts = urlsplit(url)
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ConfigurationError(f"malformed cache URL: {exc}") from exc
+    if has_credentials:
         raise ConfigurationError(
             "credentials do not belong in a cache URL; use botocore's usual chain "
             "(environment, profile, instance role)"
@@ -88,11 +92,22 @@ def _dynamodb(
         )
     location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
     endpoint = location.get("endpoint_url")
-    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-        raise ConfigurationError(f"endpoint_url must be an http(s) URL, not {endpoint!r}")
+    if endpoint is not None and not _is_http_url(endpoint):
+        raise ConfigurationError(
+            f"endpoint_url must be an http(s) URL with a host, such as "
+            f"'http://127.0.0.1:8000', not {endpoint!r}"
+        )
     return Location(
         "dynamodb", table, options=Options.from_mapping({**query, **overrides}), **location
     )
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or bracket
+        return False
 
 
 def _sqlite(
@@ -105,6 +120,8 @@ def _sqlite(
             f"cannot read a database file from {url!r}; write 'sqlite:///relative.db' "
             "or 'sqlite:////absolute/path.db'"
         )
+    if "\x00" in filename:
+        raise ConfigurationError(f"{url!r}: a file name cannot contain a NUL character")
     if filename == ":memory:" or filename.startswith("file:"):
         raise ConfigurationError(
             f"{url!r}: in-memory and URI-style SQLite databases are not supported (each "

@@ -401,7 +401,8 @@ class TestRequestBudget:
         assert "if_not_exists" in expression
         assert "ADD" in expression
         assert sent.body["ConditionExpression"] == (
-            "attribute_exists(#orig) OR attribute_not_exists(#paths)"
+            "attribute_exists(#orig) AND attribute_exists(#paths) "
+            "OR attribute_not_exists(#orig) AND attribute_not_exists(#paths)"
         )
 
     def test_reads_are_consistent_by_default(self, seeded: tuple[Server, BlobCache]) -> None:
@@ -513,6 +514,16 @@ class TestZotLayout:
         assert cache.get_all(D) == ["/m", "/a", "/z"]
         stored = read_raw(cache)[D]
         assert stored == ("/m", frozenset({"/a", "/m", "/z"}))
+
+    def test_put_on_item_with_only_an_original_puts_it_in_the_set(
+        self, make_cache: CacheFactory, server: Server
+    ) -> None:
+        """A put on an item that has an original but no path set writes both paths into
+        the set, so the original is among the paths again."""
+        cache = make_on(make_cache, server)
+        raw_put(cache, D, OriginalBlobPath={"S": "/o"})
+        cache.put(D, "/a")
+        assert read_raw(cache)[D] == ("/o", frozenset({"/o", "/a"}))
 
     @pytest.mark.parametrize(
         ("stored", "path", "expected"),
@@ -752,6 +763,17 @@ class TestErrors:
             assert "key schema" in str(raised.value)
             assert "'Digest'" in str(raised.value)
         assert client.scan(TableName=table)["Items"] == []
+
+    def test_entries_on_a_foreign_table(self, make_cache: CacheFactory, server: Server) -> None:
+        """Scanning a table whose items have no Digest key says the key schema is wrong,
+        instead of failing with a KeyError."""
+        table = new_table()
+        cache = make_cache(server.kind, url=server.url(table), create=False)
+        client = raw(cache)
+        create_raw_table(client, table, [("id", "HASH", "S")])
+        client.put_item(TableName=table, Item={"id": {"S": "x"}})
+        with pytest.raises(ConfigurationError, match="key schema"):
+            list(cache.entries())
 
     def test_range_key_refused_by_create_table(
         self, make_cache: CacheFactory, server: Server
