@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
-from blobcache._cache import BlobCache, BlobEntry
 from blobcache._errors import (
     BlobCacheError,
     CacheMiss,
@@ -19,6 +19,7 @@ from blobcache._options import Options
 from blobcache._url import default_url
 
 if TYPE_CHECKING:
+    from blobcache._cache import BlobCache, BlobEntry
     from blobcache._model import BlobRecord
 
 __all__ = [
@@ -38,10 +39,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # PynamoDB (and botocore behind it) load only when the DynamoDB side is used.
-    if name == "BlobRecord":
-        from blobcache._model import BlobRecord
+# Loaded on first access: structlog (~150 ms) and PynamoDB with botocore are not needed
+# to import blobcache.testing, a pytest plugin loaded in every run of every project that
+# installs blobcache, nor by the SQLite side for PynamoDB.
+_LAZY = {
+    "BlobCache": "blobcache._cache",
+    "BlobEntry": "blobcache._cache",
+    "BlobRecord": "blobcache._model",
+}
 
-        return BlobRecord
-    raise AttributeError(f"module 'blobcache' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blobcache' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,9 +6,13 @@ so a change to a public signature fails the type check as well as the test.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import assert_type
+
+import pytest
 
 import blobcache
 from blobcache import BlobCache, BlobEntry, BlobRecord, Options
@@ -21,16 +25,22 @@ class TestExports:
         for name in blobcache.__all__:
             assert getattr(blobcache, name) is not None
 
-    def test_importing_blobcache_does_not_load_pynamodb(self) -> None:
-        """The SQLite path never pays for importing PynamoDB and botocore."""
-        import subprocess
-        import sys
-
-        script = (
-            "import sys, blobcache; print('pynamodb' in sys.modules, 'botocore' in sys.modules)"
-        )
+    @pytest.mark.parametrize(
+        ("statement", "absent"),
+        [
+            # The SQLite side never pays for PynamoDB and botocore.
+            ("from blobcache import BlobCache", ["pynamodb", "botocore"]),
+            # The pytest plugin, loaded in every run of every project that installs
+            # blobcache, loads neither those nor structlog.
+            ("import blobcache.testing", ["pynamodb", "botocore", "structlog"]),
+        ],
+    )
+    def test_imports_stay_light(self, statement: str, absent: list[str]) -> None:
+        """Heavy dependencies load only when the code that needs them runs."""
+        script = f"import sys\n{statement}\nprint(*[name in sys.modules for name in {absent!r}])"
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-        assert done.stdout.split() == ["False", "False"]
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["False"] * len(absent)
 
     def test_public_types(self, tmp_path: Path) -> None:
         """The documented signatures hold, at run time and for mypy."""
