@@ -2,7 +2,8 @@
 
 Results go to stdout (``--json``/``--jsonl`` for machines), logs and progress
 to stderr. Exit codes: 0 ok, 1 inconsistencies found (or a miss), 2 usage or
-configuration error, 3 backend unavailable.
+configuration error, 3 backend unavailable, 4 any other failure (a file
+system error, an item past the size limit).
 
 The click group is `cli`; a host application can mount it (``flask
 blobcache ...``) and supply its own cache by putting a callable
@@ -29,6 +30,7 @@ from blobcache import maintenance
 from blobcache._cache import BlobCache
 from blobcache._errors import (
     BlobCacheError,
+    CacheMiss,
     ConfigurationError,
     InvalidDigest,
     InvalidPath,
@@ -38,7 +40,7 @@ from blobcache._errors import (
 
 #: Key in ``click.Context.meta`` of a callable ``open_cache(root) -> BlobCache``.
 OPEN_CACHE = "blobcache.open_cache"
-EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_FAILED = 0, 1, 2, 3, 4
 _USAGE_ERRORS = (ConfigurationError, InvalidDigest, InvalidPath, TableNotFound)
 _SETTINGS = "blobcache.settings"
 _HANDLER_FLAG = "_blobcache_cli"
@@ -95,7 +97,9 @@ def _exit_code(error: BaseException) -> int:
         isinstance(error, ValueError) and not isinstance(error, BlobCacheError)
     ):
         return EXIT_USAGE
-    return EXIT_FOUND
+    if isinstance(error, CacheMiss):
+        return EXIT_FOUND
+    return EXIT_FAILED
 
 
 def _handled(command: Command) -> Command:
@@ -473,7 +477,8 @@ def dedupe(
         for link in report.links:
             click.echo(f"{verb}: {link.path} -> {link.original}")
         for skipped in report.skipped:
-            click.echo(f"skipped ({skipped.reason}): {skipped.path}", err=True)
+            detail = f": {skipped.detail}" if skipped.detail else ""
+            click.echo(f"skipped ({skipped.reason}): {skipped.path}{detail}", err=True)
         click.echo(
             f"{len(report.links)} copies {verb}, {_size(report.reclaimed_bytes)} "
             f"{'reclaimed' if yes else 'to reclaim'}, {report.already_linked} already linked, "
@@ -532,12 +537,12 @@ def export(ctx: click.Context, url: str | None, root: str | None, output: IO[str
 
 @cli.command("import")
 @_cache_options
-@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @_json_option
 @click.pass_context
 @_handled
 def import_(
-    ctx: click.Context, url: str | None, root: str | None, source: IO[str], as_json: bool
+    ctx: click.Context, url: str | None, root: str | None, source: IO[bytes], as_json: bool
 ) -> None:
     """Record the entries of a JSON Lines file (stdin by default); exit 1 on bad lines."""
     cache = _open_cache(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from blobcache import BlobCache
+from blobcache import BlobCache, ItemTooLarge, maintenance
 from blobcache.cli import cli
 from blobcache.testing import free_port
 from tests.conftest import CacheFactory, digest_of, read_raw
@@ -23,7 +24,7 @@ from tests.test_maintenance_verify import put_raw
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "registry"
 
 
-def run(*args: str, input: str | None = None) -> Result:
+def run(*args: str, input: str | bytes | None = None) -> Result:
     """Invoke the command line in-process; stdout and stderr stay apart."""
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
@@ -99,6 +100,28 @@ class TestSingleDigestCommands:
         loud = run("-v", "--url", url, "stats")
         assert loud.exit_code == 3
         assert "Traceback" in loud.stderr
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            OSError(errno.EACCES, os.strerror(errno.EACCES), "/srv/registry"),
+            ItemTooLarge(digest_of(1), 100),
+        ],
+    )
+    def test_other_failures_exit_4(
+        self, url: str, monkeypatch: pytest.MonkeyPatch, error: Exception
+    ) -> None:
+        """A file system error or an item past the size limit is a failure (exit 4), one
+        line on stderr, not "inconsistencies found" (exit 1)."""
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(maintenance, "stats", fail)
+        result = run("--url", url, "stats")
+        assert result.exit_code == 4
+        assert result.stderr.startswith("blobcache: error:")
+        assert result.stderr.count("\n") == 1
 
 
 class TestMaintenanceCommands:
@@ -183,6 +206,70 @@ class TestMaintenanceCommands:
         )
         relative = "r/blobs/sha256/" + digest.removeprefix("sha256:")
         assert stored(url) == {digest: (relative, frozenset({relative}))}
+
+    def test_verify_and_prune_under_root_leave_absolute_paths(
+        self, url: str, tmp_path: Path
+    ) -> None:
+        """With --root, paths the table holds absolute are not checked, and prune --yes
+        neither removes nor claims to remove them."""
+        root = tmp_path / "registry"
+        digest, path = blob(root, "repo", b"x")
+        assert run("--url", url, "put", digest, path).exit_code == 0
+        before = stored(url)
+
+        checked = run("--url", url, "--root", str(root), "verify")
+        pruned = run("--url", url, "--root", str(root), "prune", "--yes")
+
+        assert checked.exit_code == 0
+        assert "1 paths not checked on disk" in checked.stdout
+        assert pruned.exit_code == 0
+        assert pruned.stdout == "0 stale paths removed\n"
+        assert stored(url) == before
+
+
+class TestImport:
+    def test_undecodable_line_is_a_bad_line(self, url: str) -> None:
+        """A line that is not UTF-8 is reported with its number; the other lines go in."""
+        good = [json.dumps({"digest": digest_of(n), "paths": [f"/r/{n}"]}).encode() for n in (1, 2)]
+        result = run("--url", url, "import", input=b"\n".join([good[0], b"\xff\xfe", good[1]]))
+        assert result.exit_code == 1
+        assert "line 2: not UTF-8" in result.stderr
+        assert set(stored(url)) == {digest_of(1), digest_of(2)}
+
+    def test_deeply_nested_line_is_a_bad_line(self, url: str) -> None:
+        """A line nested too deeply for the JSON parser is reported, not a traceback."""
+        good = json.dumps({"digest": digest_of(1), "paths": ["/r/1"]})
+        result = run("--url", url, "import", input="[" * 100_000 + "\n" + good + "\n")
+        assert result.exit_code == 1
+        assert "line 1: JSON nested too deeply" in result.stderr
+        assert set(stored(url)) == {digest_of(1)}
+
+    def test_line_past_the_item_limit_leaves_nothing(self, make_cache: CacheFactory) -> None:
+        """A line whose item fills up on DynamoDB is a bad line, and the paths it added
+        before the limit are taken back (paths the item had before stay); the next line
+        still goes in."""
+        cache = make_cache("dynalite")
+        backend: Any = cache._backend
+        url = (
+            f"dynamodb:///{backend.target}?region=us-east-1&endpoint_url={backend.record.Meta.host}"
+        )
+        paths = [f"/r/{n:03d}/" + "x" * 3900 for n in range(120)]
+        cache.put(digest_of(1), paths[5])  # already there: must survive the rollback
+        lines = [
+            json.dumps({"digest": digest_of(1), "paths": paths}),
+            json.dumps({"digest": digest_of(2), "paths": ["/r/fine"]}),
+        ]
+
+        result = run("--url", url, "import", "--json", input="\n".join(lines) + "\n")
+
+        assert result.exit_code == 1
+        report = json.loads(result.stdout)
+        [bad] = report["bad_lines"]
+        assert bad["line"] == 1
+        assert "400 KB" in bad["error"]
+        assert cache.get_all(digest_of(1)) == [paths[5]]
+        assert cache.get_all(digest_of(2)) == ["/r/fine"]
+        assert report["imported"] == 1
 
 
 class TestSubprocess:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from blobcache import BlobCache, InvalidPath
-from blobcache.maintenance import dedupe, index
+from blobcache.maintenance import _fs, dedupe, index
 from tests.conftest import CacheFactory, read_raw
 from tests.test_maintenance_index import blob
 
@@ -147,3 +150,161 @@ class TestDedupe:
         """A missing root raises InvalidPath."""
         with pytest.raises(InvalidPath):
             dedupe(sqlite_cache, tmp_path / "missing")
+
+
+LAYER = b"layer" * 10
+#: The module whose helpers the fault-injection tests replace.
+DEDUPE = "blobcache.maintenance._dedupe"
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary names dedupe left behind under ``root``."""
+    return [name for _, _, files in os.walk(root) for name in files if ".blobcache-" in name]
+
+
+class TestDedupeSwaps:
+    """Files swapped between the comparison and the link (fault injection on the helpers)."""
+
+    def test_original_swapped_for_a_symlink_is_not_linked(
+        self, sqlite_cache: BlobCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An original replaced by a symlink out of ROOT after the comparison is never
+        linked: the copy keeps its inode and bytes, and is reported as original_changed."""
+        root = tmp_path / "registry"
+        _, original = blob(root, "a/r", LAYER)
+        _, copy = blob(root, "b/r", LAYER)
+        index(sqlite_cache, root)
+        outside = tmp_path / "outside"
+        outside.write_bytes(LAYER)
+        compare = _fs.same_content
+
+        def compare_then_swap(first: int, second: int) -> bool:
+            same = compare(first, second)
+            os.symlink(outside, original + ".new")
+            os.replace(original + ".new", original)
+            return same
+
+        monkeypatch.setattr(f"{DEDUPE}.same_content", compare_then_swap)
+        inode = os.lstat(copy).st_ino
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert report.links == ()
+        assert [(s.path, s.reason) for s in report.skipped] == [(copy, "original_changed")]
+        assert not Path(copy).is_symlink()
+        assert os.lstat(copy).st_ino == inode
+        assert Path(copy).read_bytes() == LAYER
+        assert leftovers(root) == []
+
+    def test_copy_swapped_after_the_comparison_keeps_its_bytes(
+        self, sqlite_cache: BlobCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A copy replaced by another file after the comparison is not renamed over:
+        the new file keeps its bytes, and the copy is reported as copy_changed."""
+        root = tmp_path / "registry"
+        _, original = blob(root, "a/r", LAYER)
+        _, copy = blob(root, "b/r", LAYER)
+        index(sqlite_cache, root)
+        compare = _fs.same_content
+
+        def compare_then_swap(first: int, second: int) -> bool:
+            same = compare(first, second)
+            Path(copy + ".new").write_bytes(b"written meanwhile")
+            os.replace(copy + ".new", copy)
+            return same
+
+        monkeypatch.setattr(f"{DEDUPE}.same_content", compare_then_swap)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert report.links == ()
+        assert [(s.path, s.reason) for s in report.skipped] == [(copy, "copy_changed")]
+        assert Path(copy).read_bytes() == b"written meanwhile"
+        assert os.stat(original).st_nlink == 1
+        assert leftovers(root) == []
+
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize(
+        ("side", "reason"), [("original", "original_unusable"), ("copy", "copy_changed")]
+    )
+    def test_file_swapped_for_a_fifo_does_not_hang(
+        self,
+        sqlite_cache: BlobCache,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        side: str,
+        reason: str,
+    ) -> None:
+        """A file swapped for a FIFO between its lstat and its open is opened without
+        blocking and skipped; the FIFO is left as it is."""
+        root = tmp_path / "registry"
+        _, original = blob(root, "a/r", LAYER)
+        _, copy = blob(root, "b/r", LAYER)
+        index(sqlite_cache, root)
+        victim = original if side == "original" else copy
+        victim_dir = os.stat(os.path.dirname(victim)).st_ino
+        open_file = _fs.open_nofollow
+
+        def swap_then_open(name: str, dir_fd: int | None = None) -> int:
+            assert dir_fd is not None
+            if os.fstat(dir_fd).st_ino == victim_dir and os.path.isfile(victim):
+                os.unlink(victim)
+                os.mkfifo(victim)
+            return open_file(name, dir_fd)
+
+        monkeypatch.setattr(f"{DEDUPE}.open_nofollow", swap_then_open)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert report.links == ()
+        assert [(s.path, s.reason) for s in report.skipped] == [(copy, reason)]
+        assert stat.S_ISFIFO(os.lstat(victim).st_mode)
+
+
+class TestDedupeErrors:
+    def test_long_names_are_linked(self, sqlite_cache: BlobCache, tmp_path: Path) -> None:
+        """A copy whose name is near the 255-byte limit is linked like any other."""
+        root = tmp_path / "registry"
+        root.mkdir()
+        digest, _ = blob(tmp_path, "unused", LAYER)
+        original, copy = root / "a", root / ("L" * 250)
+        for path in (original, copy):
+            path.write_bytes(LAYER)
+            sqlite_cache.put(digest, str(path))
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert [link.path for link in report.links] == [str(copy)]
+        assert copy.stat().st_ino == original.stat().st_ino
+        assert leftovers(root) == []
+
+    def test_a_copy_the_file_system_refuses_is_skipped_and_the_run_goes_on(
+        self, sqlite_cache: BlobCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An OSError on one copy (here EMLINK from link) skips it as "error" with the
+        errno in detail; the next copy is still linked."""
+        root = tmp_path / "registry"
+        _, original = blob(root, "a/r", LAYER)
+        _, refused = blob(root, "b/r", LAYER)
+        _, linked = blob(root, "c/r", LAYER)
+        index(sqlite_cache, root)
+        link = os.link
+        calls: list[str] = []
+
+        def refuse_first(*args: Any, **kwargs: Any) -> None:
+            calls.append("link")
+            if len(calls) == 1:
+                raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
+            link(*args, **kwargs)
+
+        monkeypatch.setattr(os, "link", refuse_first)
+
+        report = dedupe(sqlite_cache, root, apply=True)
+
+        assert [link.path for link in report.links] == [linked]
+        [skipped] = report.skipped
+        assert (skipped.path, skipped.reason) == (refused, "error")
+        assert skipped.detail is not None
+        assert os.strerror(errno.EMLINK) in skipped.detail
+        assert os.stat(linked).st_ino == os.stat(original).st_ino
+        assert os.stat(refused).st_nlink == 1

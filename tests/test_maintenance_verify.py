@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from blobcache import BlobCache
-from blobcache.maintenance import migrate, prune, verify
+from blobcache.maintenance import _verify, migrate, prune, verify
 from tests.conftest import CacheFactory, assert_invariants, digest_of, raw_client, read_raw
 from tests.test_maintenance_index import blob
 
@@ -71,6 +71,35 @@ class TestVerify:
         assert report.ok
         assert report.findings == ()
 
+    def test_paths_it_cannot_walk_are_unchecked(self, cache: BlobCache, tmp_path: Path) -> None:
+        """A symlink loop, a name too long and a symlinked directory in a path neither raise
+        nor count as missing: each such path is unchecked."""
+        root = tmp_path / "root"
+        digest, present = blob(root, "r", b"x")
+        (root / "loop").symlink_to(root / "loop")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (root / "evil").symlink_to(outside, target_is_directory=True)
+        cache.put(digest, present)
+        for path in (root / "loop/x", root / ("n" * 300) / "x", root / "evil/gone"):
+            cache.put(digest, str(path))
+
+        report = verify(cache, root=root)
+
+        assert report.findings == ()
+        assert (report.paths, report.unchecked) == (4, 3)
+
+    def test_original_without_paths_is_not_called_empty(self, dynamo_cache: BlobCache) -> None:
+        """An item with an original and no DuplicateBlobPath reads as a one-path item, so
+        verify reports the original outside the set, never advice to remove the item."""
+        put_raw(dynamo_cache, digest_of(1), OriginalBlobPath="/r/o")
+
+        report = verify(dynamo_cache, root="/nonexistent-root")
+
+        assert [(f.kind, f.path) for f in report.findings] == [("original_not_in_paths", "/r/o")]
+        assert "remove" not in report.findings[0].detail
+        assert dynamo_cache.get_all(digest_of(1)) == ["/r/o"]
+
 
 class TestPrune:
     @pytest.fixture
@@ -130,6 +159,67 @@ class TestPrune:
         assert read_raw(cache) == before
         assert target.read_bytes() == b"secret"
         assert link.is_symlink()
+
+    def test_keeps_paths_behind_a_symlinked_directory(
+        self, cache: BlobCache, tmp_path: Path
+    ) -> None:
+        """A path through a symlink out of ROOT (or through one and back with ``..``) is
+        never judged by where it lexically points nor by the files outside: kept."""
+        root = tmp_path / "root"
+        digest, inside = blob(root, "r", b"x")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (root / "evil").symlink_to(outside, target_is_directory=True)
+        cache.put(digest, inside)
+        cache.put(digest, str(root / "evil/gone"))
+        cache.put(digest, f"{root}/evil/../gone")
+        before = read_raw(cache)
+
+        report = prune(cache, root=root, apply=True)
+
+        assert report.stale == ()
+        assert read_raw(cache) == before
+
+    def test_absolute_paths_in_relative_mode_are_unchecked(
+        self, make_cache: CacheFactory, tmp_path: Path
+    ) -> None:
+        """In relative-path mode, a path stored absolute (by zot, or without a root) is
+        unchecked, not moved under the root and called missing; prune keeps it."""
+        root = tmp_path / "root"
+        digest, path = blob(root, "r", b"x")
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        make_cache("sqlite", url=url).put(digest, path)
+        rooted = make_cache("sqlite", url=url, root=root)
+        before = read_raw(rooted)
+
+        checked = verify(rooted)
+        report = prune(rooted, apply=True)
+
+        assert (checked.findings, checked.unchecked) == ((), 1)
+        assert report.stale == ()
+        assert read_raw(rooted) == before
+
+    def test_reports_only_paths_it_removed(
+        self,
+        stale_cache: tuple[BlobCache, str, str, str],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A stale path another writer forgets between the check and the delete is not
+        reported as removed."""
+        cache, digest, gone, kept = stale_cache
+        look_up = _verify.look_up
+
+        def forget_then_look_up(path: str, scope: str | None) -> Any:
+            cache.delete(digest, gone)
+            return look_up(path, scope)
+
+        monkeypatch.setattr("blobcache.maintenance._prune.look_up", forget_then_look_up)
+
+        report = prune(cache, root=tmp_path / "root", apply=True)
+
+        assert (report.applied, report.stale, report.reappeared) == (True, (), 0)
+        assert read_raw(cache) == {digest: (kept, frozenset({kept}))}
 
 
 class TestMigrate:

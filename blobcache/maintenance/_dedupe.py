@@ -13,6 +13,7 @@ from typing import Literal
 from blobcache._cache import BlobCache, BlobEntry
 from blobcache._errors import InvalidPath
 from blobcache.maintenance._fs import (
+    identity,
     inside,
     is_regular,
     lstat_at,
@@ -24,8 +25,11 @@ from blobcache.maintenance._store import log
 
 SkipReason = Literal[
     "content_differs",
+    "copy_changed",
+    "error",
     "missing",
     "not_a_regular_file",
+    "original_changed",
     "original_unusable",
     "other_device",
     "outside_root",
@@ -57,6 +61,8 @@ class Skipped:
     digest: str
     path: str
     reason: SkipReason
+    #: For ``"error"``: the `OSError` met, with its errno.
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,10 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
     differ from the original are skipped and reported. Each copy is replaced
     atomically: the original is linked to a temporary name beside the copy,
     which is then renamed over it, so the path always names a complete file.
+    An original or copy swapped for another file while it is compared is
+    skipped (``original_changed``, ``copy_changed``), and so is a copy the
+    file system refuses to link or replace (``error``, with the `OSError` in
+    ``detail``); the run goes on.
 
     Args:
         cache: the cache that says which paths share a digest.
@@ -107,7 +117,7 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
     skipped: list[Skipped] = []
     already = 0
     # Copies to unlink per inode, to count bytes only when an inode's last name goes.
-    inodes: dict[tuple[int, int], tuple[int, int, int]] = {}
+    inodes: dict[tuple[int, int, int], tuple[int, int, int]] = {}
     for entry in cache.entries():
         for outcome in _dedupe_entry(top, entry, apply):
             if isinstance(outcome, Skipped):
@@ -125,7 +135,7 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
     return DedupeReport(apply, tuple(links), reclaimed, already, tuple(skipped))
 
 
-_Outcome = Skipped | None | tuple[Link, tuple[int, int], int]
+_Outcome = Skipped | None | tuple[Link, tuple[int, int, int], int]
 
 
 def _dedupe_entry(top: str, entry: BlobEntry, apply: bool) -> Iterator[_Outcome]:
@@ -142,7 +152,8 @@ def _dedupe_entry(top: str, entry: BlobEntry, apply: bool) -> Iterator[_Outcome]
                 if is_regular(source_status) and source_status.st_size > 0:
                     source_fd = open_nofollow(source_name, source_dir)
                     stack.callback(os.close, source_fd)
-                    source = (source_dir, source_name, source_status, source_fd)
+                    if identity(os.fstat(source_fd)) == identity(source_status):
+                        source = (source_dir, source_name, source_status, source_fd)
             except OSError:
                 source = None
         for path in copies:
@@ -159,19 +170,16 @@ def _dedupe_copy(
     source: tuple[int, str, os.stat_result, int],
     apply: bool,
 ) -> _Outcome:
-    source_dir, source_name, source_status, source_fd = source
+    _, _, source_status, source_fd = source
     target = inside(top, path)
     if target is None:
         return Skipped(entry.digest, path, "outside_root")
     try:
         with parent_dir(top, target) as (directory, name):
-            try:
-                status = lstat_at(directory, name)
-            except FileNotFoundError:
-                return Skipped(entry.digest, path, "missing")
+            status = lstat_at(directory, name)
             if not is_regular(status):
                 return Skipped(entry.digest, path, "not_a_regular_file")
-            if (status.st_dev, status.st_ino) == (source_status.st_dev, source_status.st_ino):
+            if identity(status) == identity(source_status):
                 return None
             if status.st_dev != source_status.st_dev:
                 return Skipped(entry.digest, path, "other_device")
@@ -179,34 +187,63 @@ def _dedupe_copy(
                 return Skipped(entry.digest, path, "placeholder")
             if status.st_size != source_status.st_size:
                 return Skipped(entry.digest, path, "content_differs")
+            # Held open until the rename, so the copy's inode number cannot be reused.
             copy_fd = open_nofollow(name, directory)
             try:
+                if identity(os.fstat(copy_fd)) != identity(status):
+                    return Skipped(entry.digest, path, "copy_changed")
                 if not same_content(source_fd, copy_fd):
                     return Skipped(entry.digest, path, "content_differs")
+                if apply:
+                    changed = _replace_with_link(source, status, directory, name)
+                    if changed is not None:
+                        return Skipped(entry.digest, path, changed)
+                    log.info(
+                        "copy_linked", digest=entry.digest, path=target, original=entry.original
+                    )
             finally:
                 os.close(copy_fd)
             link = Link(entry.digest, target, entry.original, status.st_size)
-            if apply:
-                _replace_with_link(source_dir, source_name, directory, name)
-                log.info("copy_linked", digest=entry.digest, path=target, original=entry.original)
-            return link, (status.st_dev, status.st_ino), status.st_nlink
+            return link, identity(status), status.st_nlink
     except FileNotFoundError:
         return Skipped(entry.digest, path, "missing")
     except OSError as exc:
         # O_NOFOLLOW refuses a symlinked directory on the way with ELOOP (or ENOTDIR).
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             return Skipped(entry.digest, path, "symlink_in_path")
-        raise
+        # One unlinkable copy (EACCES, EXDEV across bind mounts, EMLINK, EROFS...)
+        # must not stop the run.
+        return Skipped(entry.digest, path, "error", str(exc))
 
 
-def _replace_with_link(source_dir: int, source_name: str, directory: int, name: str) -> None:
-    """Link the original to a temporary name beside ``name``, then rename it over ``name``."""
-    temporary = f".{name}.blobcache-{uuid.uuid4().hex}"
+def _replace_with_link(
+    source: tuple[int, str, os.stat_result, int],
+    status: os.stat_result,
+    directory: int,
+    name: str,
+) -> Literal["original_changed", "copy_changed"] | None:
+    """Link the original to a temporary name beside ``name``, then rename it over ``name``.
+
+    ``os.link`` works on names, not on the descriptors compared, so both
+    names are checked again afterwards: the link must be the compared
+    original, and ``name`` still the compared copy; if either was swapped
+    meanwhile, nothing is replaced and the reason is returned.
+    """
+    source_dir, source_name, source_status, _ = source
+    # A fixed-length name, so a copy whose name is near NAME_MAX still fits.
+    temporary = f".blobcache-{uuid.uuid4().hex}"
     os.link(
         source_name, temporary, src_dir_fd=source_dir, dst_dir_fd=directory, follow_symlinks=False
     )
+    replaced = False
     try:
+        if identity(lstat_at(directory, temporary)) != identity(source_status):
+            return "original_changed"
+        if identity(lstat_at(directory, name)) != identity(status):
+            return "copy_changed"
         os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
-    except BaseException:
-        os.unlink(temporary, dir_fd=directory)
-        raise
+        replaced = True
+        return None
+    finally:
+        if not replaced:
+            os.unlink(temporary, dir_fd=directory)

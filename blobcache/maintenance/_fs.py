@@ -62,9 +62,24 @@ def is_regular(status: os.stat_result) -> bool:
     return stat.S_ISREG(status.st_mode)
 
 
+def identity(status: os.stat_result) -> tuple[int, int, int]:
+    """Which file ``status`` describes, whatever its name now: device, inode and type.
+
+    An inode number freed by an unlink can be reused at once, by a FIFO as
+    well as by a file; the type tells those apart, and holding the file open
+    keeps its number from being reused at all.
+    """
+    return status.st_dev, status.st_ino, stat.S_IFMT(status.st_mode)
+
+
 def open_nofollow(name: str, dir_fd: int | None = None) -> int:
-    """Open ``name`` read-only, refusing a symlink."""
-    return os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    """Open ``name`` read-only, refusing a symlink.
+
+    Non-blocking, so a FIFO swapped in for a file cannot hang the open; the
+    caller compares `identity` of the open file with what it expected.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    return os.open(name, flags, dir_fd=dir_fd)
 
 
 def hash_file(path: str, algorithm: str) -> str | None:

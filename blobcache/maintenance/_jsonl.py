@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from blobcache._cache import BlobCache
-from blobcache._errors import InvalidDigest, InvalidPath
+from blobcache._errors import CacheMiss, InvalidDigest, InvalidPath, ItemTooLarge
 from blobcache._validate import parse_digest
 from blobcache.maintenance._store import log, mapper_of
 
@@ -28,7 +29,11 @@ class ExportReport:
 
 @dataclass(frozen=True, slots=True)
 class BadLine:
-    """An import line that was rejected, and why; nothing from it was written.
+    """An import line that was rejected, and why.
+
+    Nothing from a bad line is written: a line whose item fills up partway
+    (`ItemTooLarge`, DynamoDB's 400 KB limit) has the paths it added taken
+    back.
 
     .. versionadded:: 0.1
     """
@@ -76,18 +81,22 @@ def export_jsonl(cache: BlobCache, stream: IO[str]) -> ExportReport:
     return ExportReport(count)
 
 
-def import_jsonl(cache: BlobCache, lines: Iterable[str]) -> ImportReport:
+def import_jsonl(cache: BlobCache, lines: Iterable[str | bytes]) -> ImportReport:
     """Record every entry of a JSON Lines export; importing twice changes nothing.
 
     Each line is validated whole before anything from it is written: a bad
-    line is reported with its 1-based number and skipped, and the import
+    line (not UTF-8, not JSON, nested too deeply, an invalid digest or
+    path) is reported with its 1-based number and skipped, and the import
     goes on. The original is recorded first, so it becomes the original of a
     digest the cache does not know yet; a digest the cache knows keeps its
-    original. Blank lines are ignored. Streams in constant memory.
+    original. A line whose item would pass DynamoDB's 400 KB limit is
+    reported too, and the paths it had added are deleted again, so it leaves
+    nothing behind either. Blank lines are ignored. Streams in constant memory.
 
     Args:
         cache: the cache to fill.
-        lines: lines of text, such as an open file.
+        lines: lines of text, or of UTF-8 bytes (such as a file opened in
+            binary mode, so that one undecodable line is one bad line).
 
     Returns:
         An `ImportReport`; ``bad_line_count`` is non-zero when lines were rejected.
@@ -103,26 +112,49 @@ def import_jsonl(cache: BlobCache, lines: Iterable[str]) -> ImportReport:
             continue
         try:
             digest, ordered = _parse_line(line)
-            for path in ordered:
-                mapper.to_stored(path)
-        except (ValueError, InvalidDigest, InvalidPath) as exc:
+            stored = [mapper.to_stored(path) for path in ordered]
+            _put_all_or_none(cache, digest, ordered, stored)
+        except (ValueError, InvalidDigest, InvalidPath, ItemTooLarge) as exc:
             bad_count += 1
             if len(bad) < MAX_REPORTED_LINES:
                 bad.append(BadLine(number, str(exc)))
             log.warning("import_line_rejected", line=number, error=str(exc))
             continue
-        for path in ordered:
-            cache.put(digest, path)
         imported += 1
     return ImportReport(total, imported, tuple(bad), bad_count)
 
 
-def _parse_line(line: str) -> tuple[str, list[str]]:
+def _put_all_or_none(cache: BlobCache, digest: str, ordered: list[str], stored: list[str]) -> None:
+    """Put every path of one line; if the item fills up, delete again those it added."""
+    # Only a line of several paths can fill up halfway, so only such a line pays a read.
+    before: set[str] = set()
+    if len(ordered) > 1:
+        with contextlib.suppress(CacheMiss):
+            before = set(map(mapper_of(cache).to_stored, cache.get_all(digest)))
+    added: list[str] = []
+    try:
+        for path, stored_path in zip(ordered, stored, strict=True):
+            cache.put(digest, path)
+            if stored_path not in before:
+                added.append(path)
+    except ItemTooLarge:
+        for path in reversed(added):
+            cache.delete(digest, path)
+        raise
+
+
+def _parse_line(line: str | bytes) -> tuple[str, list[str]]:
     """The digest and its paths, original first; `ValueError` says what is wrong."""
     try:
-        record: Any = json.loads(line)
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: byte {exc.start + 1} of the line") from None
+    try:
+        record: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object with digest, original and paths")
     unknown = sorted(set(record) - {"digest", "original", "paths"})

@@ -32,7 +32,8 @@ class PruneReport:
     applied: bool
     #: The stale paths removed (or that would be removed).
     stale: tuple[StalePath, ...]
-    #: Stale paths found again on disk between the check and the delete, so kept.
+    #: Stale paths found again on disk (or no longer checkable) between the
+    #: check and the delete, so kept.
     reappeared: int = 0
 
 
@@ -48,8 +49,11 @@ def prune(
     It never deletes, moves or opens a file: it only removes cache entries,
     through `BlobCache.delete`, so a removed original is replaced as usual.
     Paths that are relative (without a root) or outside ``root`` are never
-    looked at, so never removed. Each path is looked up again just before
-    its delete, so a file that reappeared meanwhile keeps its entry.
+    looked at, so never removed; nor is any path `verify` counts as
+    unchecked. Each path is looked up again just before its delete, so a
+    file that reappeared meanwhile keeps its entry, and the report lists
+    only the paths that were still recorded when deleted (another writer
+    may have removed one meanwhile).
 
     Args:
         cache: the cache to prune.
@@ -73,8 +77,11 @@ def prune(
     scope = scope_of(cache, root)
     removed, reappeared = [], 0
     for entry in stale:
-        if look_up(entry.path, scope)[1] is not None:
+        checked, status = look_up(entry.path, scope)
+        if not checked or status is not None:
             reappeared += 1
+            continue
+        if not cache.has(entry.digest, entry.path):
             continue
         cache.delete(entry.digest, entry.path)
         removed.append(entry)

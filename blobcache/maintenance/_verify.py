@@ -9,8 +9,9 @@ from typing import Literal
 
 from blobcache._backend import RawItem
 from blobcache._cache import BlobCache
+from blobcache._errors import InvalidPath
 from blobcache._validate import PathMapper
-from blobcache.maintenance._fs import EMPTY_DIGESTS, inside
+from blobcache.maintenance._fs import EMPTY_DIGESTS, inside, lstat_at, parent_dir
 from blobcache.maintenance._store import log, mapper_of, raw_items
 
 FindingKind = Literal[
@@ -55,7 +56,9 @@ class VerifyReport:
 
     items: int
     paths: int
-    #: Paths not checked on disk: relative without a root, or outside the root.
+    #: Paths not checked on disk: relative without a root, outside the root,
+    #: behind a symlinked or unreadable directory, or stored in a form the
+    #: cache cannot give back (absolute in relative-path mode).
     unchecked: int
     findings: tuple[Finding, ...]
 
@@ -77,7 +80,12 @@ def verify(
     writer, such as zot, can leave), legacy items, paths with no file behind
     them, and originals that are zero-byte placeholders while another path
     holds the content. Only absolute paths inside ``root`` are looked up on
-    disk, with ``lstat`` (a symlink counts as present and is never followed).
+    disk, with ``lstat`` (a symlink counts as present and is never followed);
+    every directory on the way is opened without following symlinks, as
+    `dedupe` does, and a path that cannot be reached so (a symlinked
+    directory, a loop, permission denied) is counted as unchecked, never as
+    missing. So is a stored path the cache cannot give back as it is stored,
+    such as an absolute one in relative-path mode.
 
     Args:
         cache: the cache to check.
@@ -122,11 +130,11 @@ def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
 def _invariant_findings(raw: RawItem, mapper: PathMapper) -> Iterator[Finding]:
     if raw.legacy_paths:
         yield _finding("legacy_item", raw.digest, None)
-    if not raw.paths and not raw.legacy_paths:
+    if not raw.paths and not raw.legacy_paths and raw.original is None:
         yield _finding("empty_item", raw.digest, None)
     elif raw.paths and raw.original is None:
         yield _finding("missing_original", raw.digest, None)
-    elif raw.original is not None and raw.paths and raw.original not in raw.paths:
+    elif raw.original is not None and raw.original not in raw.paths and not raw.legacy_paths:
         yield _finding("original_not_in_paths", raw.digest, mapper.to_public(raw.original))
 
 
@@ -137,14 +145,38 @@ class _DiskCheck:
 
 
 def look_up(path: str, scope: str | None) -> tuple[bool, os.stat_result | None]:
-    """``(checked, lstat)`` of ``path``; unchecked outside ``scope`` (or relative without one)."""
-    target = inside(scope, path) if scope is not None else (path if os.path.isabs(path) else None)
-    if target is None:
+    """``(checked, lstat)`` of ``path``; ``lstat`` is ``None`` when no file is there.
+
+    Unchecked: a path outside ``scope`` (or relative without one), one with a
+    ``..`` component, and one whose directories cannot be walked without
+    following a symlink, or at all (a loop, permission denied...): what is
+    not seen is never called missing. Walked as `dedupe` walks, through
+    `parent_dir`, from ``scope`` (or ``/``).
+    """
+    top = os.sep if scope is None else scope
+    target = inside(top, path)
+    if target is None or os.pardir in path.split(os.sep):
         return False, None
     try:
-        return True, os.lstat(target)
-    except (FileNotFoundError, NotADirectoryError):
+        with parent_dir(top, target) as (directory, name):
+            return True, lstat_at(directory, name)
+    except FileNotFoundError:
         return True, None
+    except OSError:
+        return False, None
+
+
+def _round_trips(mapper: PathMapper, stored: str, path: str) -> bool:
+    """Whether ``path`` names ``stored`` again through the public API.
+
+    Not so for an absolute stored path in relative-path mode (a table written
+    without a root, or by zot) or one the API would refuse; `prune` could
+    not remove such a path, and looking it up would check another file.
+    """
+    try:
+        return mapper.to_stored(path) == stored
+    except InvalidPath:
+        return False
 
 
 def _disk_findings(raw: RawItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
@@ -154,7 +186,9 @@ def _disk_findings(raw: RawItem, mapper: PathMapper, scope: str | None) -> _Disk
     every = raw.paths | ({raw.original} if raw.original else set())
     for stored in sorted(every):
         path = mapper.to_public(stored)
-        checked, status = look_up(path, scope)
+        checked, status = False, None
+        if _round_trips(mapper, stored, path):
+            checked, status = look_up(path, scope)
         if not checked:
             unchecked += 1
         elif status is None:
