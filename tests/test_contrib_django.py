@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -253,6 +254,21 @@ class TestManagementCommand:
             call_command("blobcache", "stats", "--json", "--top", "1")
         report = json.loads(capsys.readouterr().out)
         assert (report["digests"], report["paths"]) == (1, 2)
+
+    def test_output_goes_to_call_commands_streams(self, blobcache_sqlite_url: str) -> None:
+        """call_command(stdout=..., stderr=...) receives the command's output and errors."""
+        out, err = io.StringIO(), io.StringIO()
+        with override_settings(BLOBCACHE=settings_for(blobcache_sqlite_url)):
+            caches["default"].put(digest_of(11), "/a")
+            call_command("blobcache", "stats", "--json", stdout=out, stderr=err)
+            report = json.loads(out.getvalue())
+            assert (report["digests"], report["paths"]) == (1, 1)
+            bad = "\n".join(["{not json", ""])
+            source = Path(blobcache_sqlite_url.removeprefix("sqlite:///")).with_name("in.jsonl")
+            source.write_text(bad)
+            with pytest.raises(CommandError):
+                call_command("blobcache", "import", str(source), stdout=out, stderr=err)
+            assert "line 1: not JSON" in err.getvalue()
 
     def test_cache_option_picks_the_alias(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

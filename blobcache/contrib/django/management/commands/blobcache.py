@@ -8,6 +8,7 @@ then runs with the alias's cache (``--url`` still wins).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 from typing import Any
 
@@ -49,8 +50,15 @@ class Command(BaseCommand):
         argv = [name, *_to_click_args(command, options)]
         parent = click.Context(click.Group("manage.py"), info_name="manage.py")
         parent.meta[standalone.OPEN_CACHE] = functools.partial(_open, options["cache"])
+        # click writes to sys.stdout/sys.stderr; Django's call_command(stdout=...,
+        # stderr=...) hands the command its own streams, so point click at those.
         try:
-            with parent, standalone.cli.make_context("blobcache", argv, parent=parent) as ctx:
+            with (
+                contextlib.redirect_stdout(self.stdout),
+                contextlib.redirect_stderr(self.stderr),
+                parent,
+                standalone.cli.make_context("blobcache", argv, parent=parent) as ctx,
+            ):
                 standalone.cli.invoke(ctx)
         except click.exceptions.Exit as done:
             if done.exit_code:
