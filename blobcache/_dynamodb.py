@@ -68,12 +68,22 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
+def raw_item(raw: Raw) -> RawItem:
+    """A DynamoDB item's attributes as stored, in zot's layout (plus the legacy set)."""
+    return RawItem(
+        raw[_HASH_KEY]["S"],
+        raw.get("OriginalBlobPath", {}).get("S"),
+        frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
+        frozenset(raw.get(LEGACY_ATTRIBUTE, {}).get("SS", ())),
+    )
+
+
 def decode(raw: Raw | None) -> Item | None:
     """Read a raw DynamoDB item tolerantly (see `Item.tolerant`)."""
-    if raw is None:
+    if not raw:
         return None
-    original = raw.get("OriginalBlobPath", {}).get("S")
-    return Item.tolerant(original, raw.get("DuplicateBlobPath", {}).get("SS", ()))
+    item = raw_item(raw)
+    return Item.tolerant(item.original, item.paths)
 
 
 def _state_condition(raw: Raw) -> tuple[str, dict[str, Any]]:
@@ -488,13 +498,7 @@ class DynamoDBBackend:
             for raw in page.get("Items", ()):
                 if "S" not in raw.get(_HASH_KEY, {}):
                     raise ConfigurationError(self._schema_message())
-                original = raw.get("OriginalBlobPath", {}).get("S")
-                yield RawItem(
-                    raw[_HASH_KEY]["S"],
-                    original,
-                    frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
-                    frozenset(raw.get(LEGACY_ATTRIBUTE, {}).get("SS", ())),
-                )
+                yield raw_item(raw)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

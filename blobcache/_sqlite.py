@@ -127,8 +127,7 @@ class SQLiteBackend:
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         if version == 0:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction("IMMEDIATE", connection):
                 # Re-read under the write lock: another process may have won.
                 (version,) = connection.execute("PRAGMA user_version").fetchone()
                 if version == 0:
@@ -137,11 +136,6 @@ class SQLiteBackend:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         connection.execute(statement)
                     version, self._created_schema = SCHEMA_VERSION, True
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
         self._refuse_newer(version)
 
     def _refuse_newer(self, version: int) -> None:
@@ -182,9 +176,15 @@ class SQLiteBackend:
             raise self._error(exc) from exc
 
     @contextmanager
-    def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
-        """One transaction: ``IMMEDIATE`` for writes, ``DEFERRED`` for consistent reads."""
-        connection = self._connection()
+    def _transaction(
+        self, mode: str, connection: sqlite3.Connection | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction: ``IMMEDIATE`` for writes, ``DEFERRED`` for consistent reads.
+
+        On this thread's connection, unless ``connection`` (one being opened) is given.
+        """
+        if connection is None:
+            connection = self._connection()
         with self._translate():
             connection.execute(f"BEGIN {mode}")
             try:

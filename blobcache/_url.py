@@ -32,11 +32,14 @@ class Location:
 
 def default_url() -> str:
     """``$BLOBCACHE_URL``, else a SQLite file in the per-user data directory."""
-    return os.environ.get(URL_ENV, "").strip() or _user_sqlite_url(create=False)
+    return _default_url(create=False)
 
 
-def _user_sqlite_url(*, create: bool) -> str:
-    """The per-user SQLite file's URL; ``create`` makes its directory, which SQLite won't."""
+def _default_url(*, create: bool) -> str:
+    """`default_url`; ``create`` makes the per-user directory, which SQLite won't."""
+    from_env = os.environ.get(URL_ENV, "").strip()
+    if from_env:
+        return from_env
     import platformdirs
 
     directory = Path(platformdirs.user_data_dir("blobcache"))
@@ -54,7 +57,7 @@ def _user_sqlite_url(*, create: bool) -> str:
 def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
     """Split ``url`` into a `Location`; ``overrides`` are option keyword arguments."""
     if url is None:
-        url = os.environ.get(URL_ENV, "").strip() or _user_sqlite_url(create=True)
+        url = _default_url(create=True)
     if not isinstance(url, str):
         raise ConfigurationError(f"cache URL must be a string, not {type(url).__name__}")
     try:

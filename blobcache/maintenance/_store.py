@@ -23,7 +23,7 @@ def backend_of(cache: BlobCache) -> Backend:
 
 def mapper_of(cache: BlobCache) -> PathMapper:
     """Maps between the cache's stored paths and the paths its callers see."""
-    return PathMapper(cache.root)
+    return cache._paths
 
 
 def raw_items(cache: BlobCache, segments: int | None = None) -> Iterator[RawItem]:
