@@ -119,6 +119,14 @@ def dynamo_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> Bl
     return make_cache(request.param)
 
 
+def url_of(cache: BlobCache) -> str:
+    """The URL that opens the same store as ``cache`` (for subprocesses and the CLI)."""
+    backend: Any = cache._backend
+    if cache.name == "sqlite":
+        return f"sqlite:///{backend.target}"
+    return f"dynamodb:///{backend.target}?region={REGION}&endpoint_url={backend.endpoint_url}"
+
+
 def raw_client(cache: BlobCache) -> Any:
     """An independent botocore client on the cache's server: blobcache's code is not in the path."""
     backend: Any = cache._backend

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from blobcache import BlobCache, ItemTooLarge, maintenance
 from blobcache.cli import cli
 from blobcache.testing import free_port
-from tests.conftest import CacheFactory, digest_of, read_raw
+from tests.conftest import CacheFactory, digest_of, read_raw, url_of
 from tests.test_maintenance_index import blob
 from tests.test_maintenance_verify import put_raw
 
@@ -186,10 +186,7 @@ class TestMaintenanceCommands:
         """migrate converts legacy items written raw to dynalite."""
         cache = make_cache("dynalite")
         put_raw(cache, digest_of(1), BlobPath={"/r/a"})
-        backend: Any = cache._backend
-        url = (
-            f"dynamodb:///{backend.target}?region=us-east-1&endpoint_url={backend.record.Meta.host}"
-        )
+        url = url_of(cache)
         result = run("--url", url, "migrate", "--segments", "2", "--json")
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout)["migrated"] == 1
@@ -249,10 +246,7 @@ class TestImport:
         before the limit are taken back (paths the item had before stay); the next line
         still goes in."""
         cache = make_cache("dynalite")
-        backend: Any = cache._backend
-        url = (
-            f"dynamodb:///{backend.target}?region=us-east-1&endpoint_url={backend.record.Meta.host}"
-        )
+        url = url_of(cache)
         paths = [f"/r/{n:03d}/" + "x" * 3900 for n in range(120)]
         cache.put(digest_of(1), paths[5])  # already there: must survive the rollback
         lines = [

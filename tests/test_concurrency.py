@@ -12,12 +12,18 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
 from blobcache import BlobCache, StoreUnavailable
-from tests.conftest import ATOMIC_BACKENDS, CacheFactory, assert_invariants, digest_of, read_raw
+from tests.conftest import (
+    ATOMIC_BACKENDS,
+    CacheFactory,
+    assert_invariants,
+    digest_of,
+    read_raw,
+    url_of,
+)
 
 DIGESTS = [digest_of(n) for n in range(3)]
 # Each worker owns these paths (prefixed with its id) on every digest; few paths per
@@ -97,12 +103,7 @@ def race(
 @pytest.fixture(params=ATOMIC_BACKENDS)
 def shared(request: pytest.FixtureRequest, make_cache: CacheFactory) -> tuple[BlobCache, str]:
     cache = make_cache(request.param)
-    backend: Any = cache._backend
-    if cache.name == "sqlite":
-        url = f"sqlite:///{backend.target}"
-    else:
-        url = f"dynamodb:///{backend.target}?region=us-east-1&endpoint_url={backend.endpoint_url}"
-    return cache, url
+    return cache, url_of(cache)
 
 
 class TestRaces:
