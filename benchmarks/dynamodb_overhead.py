@@ -45,7 +45,7 @@ def per_call(action: Callable[[int], object], calls: int) -> float:
     return (time.perf_counter() - started) / calls
 
 
-class Raw:
+class AttributeMap:
     """The requests blobcache sends for put, get and a plain delete, sent by hand."""
 
     def __init__(self, client: Any, table: str) -> None:
@@ -104,7 +104,7 @@ def run(endpoint: str, rounds: int, calls: int) -> dict[str, tuple[float, float]
         endpoint_url=endpoint,
         config=botocore.config.Config(parameter_validation=False),
     )
-    raw = Raw(client, table)
+    raw = AttributeMap(client, table)
     # Every delete removes a path that is neither the original nor the last: one request.
     for digest in (digest_of(1), digest_of(2)):
         cache.put(digest, "/original")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from blobcache import BlobCache, Options
-from blobcache._sqlite import _SCHEMA
+from blobcache._backends.sqlite import _SCHEMA
 
 TARGET = 1.3
 CALLS = ("put", "get", "has", "delete")

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from blobcache._backend import Backend, Item
+from blobcache._backends import open_backend
+from blobcache._backends.base import Backend, Item
 from blobcache._errors import CacheMiss
 from blobcache._logging import get_logger
 from blobcache._options import Options
-from blobcache._url import Location, parse_url
+from blobcache._url import parse_url
 from blobcache._validate import PathMapper, parse_digest
 
 
@@ -46,11 +47,7 @@ class BlobCache:
         self._backend = backend
         self._paths = PathMapper(root)
         self.options = options or Options()
-        self._log = get_logger(
-            f"blobcache.{backend.name}",
-            backend=backend.name,
-            **({"table": backend.target} if backend.name == "dynamodb" else {}),
-        )
+        self._log = get_logger(f"blobcache.{backend.name}", **backend.log_fields)
 
     @classmethod
     def from_url(
@@ -74,7 +71,7 @@ class BlobCache:
             ConfigurationError: the URL or an option is wrong.
         """
         location = parse_url(url, options)
-        return cls(_open_backend(location), root=root, options=location.options)
+        return cls(open_backend(location), root=root, options=location.options)
 
     @property
     def name(self) -> str:
@@ -181,18 +178,3 @@ class BlobCache:
             raise CacheMiss(digest)
         self._log.debug("blob_read", digest=digest, path=item.original)
         return item
-
-
-def _open_backend(location: Location) -> Backend:
-    if location.scheme == "dynamodb":
-        from blobcache._dynamodb import DynamoDBBackend
-
-        return DynamoDBBackend(
-            location.target,
-            region=location.region,
-            endpoint_url=location.endpoint_url,
-            options=location.options,
-        )
-    from blobcache._sqlite import SQLiteBackend
-
-    return SQLiteBackend(location.target, options=location.options)

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 
 from blobcache import BlobCache
 from blobcache.testing import FAKE_CREDENTIALS
-
-ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
-#: Backends whose conditional writes are atomic under concurrent requests.
-ATOMIC_BACKENDS = ["sqlite", "dynalite"]
-DYNAMODB_BACKENDS = ["dynalite", "moto"]
-REGION = "us-east-1"
-
-RawItems = dict[str, tuple[str | None, frozenset[str]]]
-CacheFactory = Callable[..., BlobCache]
-
-
-def digest_of(n: int) -> str:
-    """A real-looking sha256 digest, distinct for each ``n``."""
-    return "sha256:" + f"{n:064x}"
+from tests.helpers import (
+    ALL_BACKENDS,
+    ATOMIC_BACKENDS,
+    DYNAMODB_BACKENDS,
+    REGION,
+    CacheFactory,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,70 +107,3 @@ def atomic_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> Bl
 def dynamo_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
     """A fresh cache on each local DynamoDB server."""
     return make_cache(request.param)
-
-
-def url_of(cache: BlobCache) -> str:
-    """The URL that opens the same store as ``cache`` (for subprocesses and the CLI)."""
-    backend: Any = cache._backend
-    if cache.name == "sqlite":
-        return f"sqlite:///{backend.target}"
-    return f"dynamodb:///{backend.target}?region={REGION}&endpoint_url={backend.endpoint_url}"
-
-
-def raw_client(cache: BlobCache) -> Any:
-    """An independent botocore client on the cache's server: blobcache's code is not in the path."""
-    backend: Any = cache._backend
-    endpoint = backend.endpoint_url
-    return _raw_session().create_client("dynamodb", region_name=REGION, endpoint_url=endpoint)
-
-
-@functools.cache
-def _raw_session() -> botocore.session.Session:
-    return botocore.session.get_session()
-
-
-def record_requests(cache: BlobCache) -> list[str]:
-    """A live list of the DynamoDB operations the cache sends over HTTP (retries included)."""
-    sent: list[str] = []
-    if cache.name == "dynamodb":
-        backend: Any = cache._backend
-
-        def count(**kwargs: Any) -> None:
-            sent.append(kwargs["event_name"].rsplit(".", 1)[-1])
-
-        backend.client.meta.events.register("before-send.dynamodb", count)
-    return sent
-
-
-def read_raw(cache: BlobCache) -> RawItems:
-    """Every stored item, read without blobcache: digest -> (original, paths)."""
-    backend: Any = cache._backend
-    items: RawItems = {}
-    if cache.name == "sqlite":
-        with sqlite3.connect(backend.target) as connection:
-            for digest, original in connection.execute(
-                "SELECT digest, original FROM blobcache_item"
-            ):
-                items[digest] = (original, frozenset())
-            for digest, path in connection.execute("SELECT digest, path FROM blobcache_path"):
-                original, paths = items.get(digest, (None, frozenset()))
-                items[digest] = (original, paths | {path})
-        return items
-    client = raw_client(cache)
-    for page in client.get_paginator("scan").paginate(
-        TableName=backend.target, ConsistentRead=True
-    ):
-        for raw in page["Items"]:
-            items[raw["Digest"]["S"]] = (
-                raw.get("OriginalBlobPath", {}).get("S"),
-                frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
-            )
-    return items
-
-
-def assert_invariants(items: RawItems) -> None:
-    """No item without paths, and every original among its item's paths."""
-    for digest, (original, paths) in items.items():
-        assert paths, f"{digest} is an item with no paths"
-        assert original is not None, f"{digest} has no original"
-        assert original in paths, f"{digest}: original {original!r} not in {sorted(paths)}"

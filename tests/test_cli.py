@@ -17,9 +17,7 @@ from click.testing import CliRunner, Result
 from blobcache import BlobCache, ItemTooLarge, maintenance
 from blobcache.cli import cli
 from blobcache.testing import free_port
-from tests.conftest import CacheFactory, digest_of, read_raw, url_of
-from tests.test_maintenance_index import blob
-from tests.test_maintenance_verify import put_raw
+from tests.helpers import CacheFactory, blob, digest_of, put_raw, read_raw, url_of
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "registry"
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 
 from blobcache import BlobCache, StoreUnavailable
-from tests.conftest import (
+from tests.helpers import (
     ATOMIC_BACKENDS,
     CacheFactory,
     assert_invariants,

@@ -16,7 +16,7 @@ from blobcache import (
     InvalidDigest,
     InvalidPath,
 )
-from tests.conftest import (
+from tests.helpers import (
     CacheFactory,
     assert_invariants,
     digest_of,

@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from blobcache import BlobCache, ConfigurationError
-from tests.conftest import digest_of
+from tests.helpers import digest_of
 
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[1] / "examples" / "django_project"
 

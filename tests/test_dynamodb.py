@@ -29,12 +29,13 @@ from blobcache import (
     TableNotFound,
 )
 from blobcache.testing import free_port
-from tests.conftest import (
+from tests.helpers import (
     DYNAMODB_BACKENDS,
     REGION,
     CacheFactory,
     RawItems,
     assert_invariants,
+    backend_of,
     digest_of,
     raw_client,
     read_raw,
@@ -118,7 +119,7 @@ class Recorder:
 @contextmanager
 def hooked(cache: BlobCache, handler: Handler) -> Iterator[None]:
     """Run ``handler`` on ``before-send`` for every request the cache's client sends."""
-    events = cache._backend.client.meta.events  # type: ignore[attr-defined]
+    events = backend_of(cache).client.meta.events
     events.register("before-send.dynamodb", handler)
     try:
         yield
@@ -158,7 +159,7 @@ _RAW_CLIENTS: dict[str, Any] = {}
 
 def raw(cache: BlobCache) -> Any:
     """`raw_client`, one per server for this module: creating a client costs ~0.1 s."""
-    endpoint = cache._backend.record.Meta.host  # type: ignore[attr-defined]
+    endpoint = backend_of(cache).record.Meta.host
     if endpoint not in _RAW_CLIENTS:
         _RAW_CLIENTS[endpoint] = raw_client(cache)
     return _RAW_CLIENTS[endpoint]
@@ -185,7 +186,8 @@ def create_raw_table(client: Any, table: str, keys: list[tuple[str, str, str]]) 
 
 
 def table_of(cache: BlobCache) -> str:
-    return cache._backend.target
+    table: str = backend_of(cache).target
+    return table
 
 
 def raw_get(cache: BlobCache, digest: str) -> dict[str, Any] | None:
@@ -233,7 +235,7 @@ def normalised(item: dict[str, Any] | None) -> dict[str, tuple[str, Any]] | None
 
 
 def tolerant(items: RawItems) -> dict[str, tuple[str, frozenset[str]]]:
-    """Raw items read as the contract says: a missing original is the smallest path."""
+    """AttributeMap items read as the contract says: a missing original is the smallest path."""
     read: dict[str, tuple[str, frozenset[str]]] = {}
     for digest, (original, paths) in items.items():
         assert paths, f"{digest} is an item with no paths"
@@ -1016,7 +1018,7 @@ class TestBlobRecordBinding:
         second.put(D, "/on-moto")
         assert meta_snapshot() == before
         assert BlobRecord.Meta.table_name == "blobcache"
-        records = [cache._backend.record for cache in (first, second)]  # type: ignore[attr-defined]
+        records = [backend_of(cache).record for cache in (first, second)]
         assert records[0] is not records[1]
         assert [record.Meta.host for record in records] == [dynalite_endpoint, moto_endpoint]
 

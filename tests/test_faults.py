@@ -14,7 +14,14 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from blobcache import BlobCache, StoreUnavailable
-from tests.conftest import DYNAMODB_BACKENDS, CacheFactory, assert_invariants, digest_of, read_raw
+from tests.helpers import (
+    DYNAMODB_BACKENDS,
+    CacheFactory,
+    assert_invariants,
+    backend_of,
+    digest_of,
+    read_raw,
+)
 
 D = digest_of(7)
 # Each scenario: the paths put first, then the path deleted. Deleting the original
@@ -51,7 +58,7 @@ class TestDynamoDBFaults:
             if len(sent) == fail_at + 1:
                 raise EndpointConnectionError(endpoint_url="http://injected")
 
-        events = cache._backend.client.meta.events  # type: ignore[attr-defined]
+        events = backend_of(cache).client.meta.events
         events.register("before-send.dynamodb", drop)
         try:
             cache.delete(D, SCENARIOS[scenario][1])
@@ -83,7 +90,7 @@ class TestDynamoDBFaults:
             ):
                 raise EndpointConnectionError(endpoint_url="http://injected")
 
-        events = cache._backend.client.meta.events  # type: ignore[attr-defined]
+        events = backend_of(cache).client.meta.events
         events.register("after-call.dynamodb", lose)
         with pytest.raises(StoreUnavailable):
             cache.delete(D, deleted)
@@ -128,7 +135,7 @@ class TestSQLiteFaults:
         stored state is exactly as before."""
         cache = seeded(make_cache, "sqlite", scenario)
         before = read_raw(cache)
-        backend: Any = cache._backend
+        backend: Any = backend_of(cache)
         failing = _FailingConnection(backend._connection(), fail_at)
         monkeypatch.setattr(backend, "_connection", lambda: failing)
         try:

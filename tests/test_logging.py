@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from blobcache import BlobCache
-from tests.conftest import CacheFactory, digest_of
+from tests.helpers import CacheFactory, backend_of, digest_of
 
 D = digest_of(1)
 
@@ -42,7 +42,7 @@ class TestEvents:
         assert got[3][1]["path"] == "/b"
         assert all(fields["backend"] == cache.name for _, fields in got)
         if cache.name == "dynamodb":
-            assert all(fields["table"] == cache._backend.target for _, fields in got)
+            assert all(fields["table"] == backend_of(cache).target for _, fields in got)
         assert {r.name for r in records} == {f"blobcache.{cache.name}"}
 
     def test_reads_log_at_debug_only(self, cache: BlobCache) -> None:

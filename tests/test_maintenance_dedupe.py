@@ -12,8 +12,7 @@ import pytest
 
 from blobcache import BlobCache, InvalidPath
 from blobcache.maintenance import _fs, dedupe, index
-from tests.conftest import CacheFactory, read_raw
-from tests.test_maintenance_index import blob
+from tests.helpers import CacheFactory, blob, read_raw
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:

@@ -10,18 +10,7 @@ import pytest
 
 from blobcache import BlobCache, InvalidPath
 from blobcache.maintenance import index
-from tests.conftest import CacheFactory, assert_invariants, read_raw
-
-
-def blob(
-    root: Path, repository: str, content: bytes, *, placeholder: bool = False
-) -> tuple[str, str]:
-    """Write ``content`` (or a zero-byte placeholder) at its digest in ``repository``."""
-    hexdigest = hashlib.sha256(content).hexdigest()
-    path = root / repository / "blobs" / "sha256" / hexdigest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"" if placeholder else content)
-    return "sha256:" + hexdigest, str(path)
+from tests.helpers import CacheFactory, assert_invariants, blob, read_raw
 
 
 class TestIndex:

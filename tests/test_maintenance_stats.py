@@ -7,8 +7,8 @@ import json
 
 from blobcache import BlobCache
 from blobcache.maintenance import export_jsonl, import_jsonl, stats
-from blobcache.maintenance._store import MAX_ITEM_BYTES
-from tests.conftest import CacheFactory, digest_of, read_raw
+from blobcache.maintenance._stored import MAX_ITEM_BYTES
+from tests.helpers import CacheFactory, digest_of, read_raw
 
 
 class TestStats:

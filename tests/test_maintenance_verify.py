@@ -10,17 +10,15 @@ import pytest
 
 from blobcache import BlobCache
 from blobcache.maintenance import _verify, migrate, prune, verify
-from tests.conftest import CacheFactory, assert_invariants, digest_of, raw_client, read_raw
-from tests.test_maintenance_index import blob
-
-
-def put_raw(cache: BlobCache, digest: str, **attributes: Any) -> None:
-    """Write an item as another writer (zot, the legacy seed) would, bypassing blobcache."""
-    backend: Any = cache._backend
-    item: dict[str, Any] = {"Digest": {"S": digest}}
-    for name, value in attributes.items():
-        item[name] = {"S": value} if isinstance(value, str) else {"SS": sorted(value)}
-    raw_client(cache).put_item(TableName=backend.target, Item=item)
+from tests.helpers import (
+    CacheFactory,
+    assert_invariants,
+    backend_of,
+    blob,
+    digest_of,
+    put_raw,
+    read_raw,
+)
 
 
 class TestVerify:
@@ -274,4 +272,4 @@ class TestMigrate:
         before = read_raw(cache)
         assert migrate(cache).migrated == 0
         assert read_raw(cache) == before
-        assert os.path.exists(cache._backend.target)
+        assert os.path.exists(backend_of(cache).target)

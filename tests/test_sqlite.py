@@ -27,8 +27,14 @@ from blobcache import (
     ConfigurationError,
     StoreUnavailable,
 )
-
-from .conftest import CacheFactory, RawItems, assert_invariants, digest_of, read_raw
+from tests.helpers import (
+    CacheFactory,
+    RawItems,
+    assert_invariants,
+    backend_of,
+    digest_of,
+    read_raw,
+)
 
 #: One call as the model and the worker scripts see it: ("put" | "delete", digest, path).
 Operation = tuple[str, str, str]
@@ -107,7 +113,7 @@ class TestJournal:
         """A cache puts its file in WAL mode; another connection reads it back from the file."""
         cache = make_cache("sqlite")
         cache.put(digest_of(1), "/a")
-        with sqlite3.connect(cache._backend.target) as connection:
+        with sqlite3.connect(backend_of(cache).target) as connection:
             (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
         assert mode == "wal"
 
@@ -126,7 +132,7 @@ class TestPersistence:
     def test_data_survives_close_and_reopen(self, make_cache: CacheFactory) -> None:
         """Everything written, promotion included, reads back after closing and reopening."""
         cache = make_cache("sqlite")
-        url = sqlite_url(Path(cache._backend.target))
+        url = sqlite_url(Path(backend_of(cache).target))
         cache.put(digest_of(1), "/b")
         cache.put(digest_of(1), "/c")
         cache.put(digest_of(1), "/a")
@@ -160,7 +166,7 @@ class TestSharing:
         errors: list[BaseException] = []
         connections: list[object] = []
         per_thread = [operations(seed, rounds, digests=3) for seed in range(threads)]
-        backend: Any = cache._backend
+        backend: Any = backend_of(cache)
 
         def work(ops: list[Operation]) -> None:
             barrier.wait()
@@ -361,7 +367,7 @@ class TestDefaultLocation:
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
         with BlobCache.from_url() as cache:
             cache.put(digest_of(1), "/a")
-            assert cache._backend.target == str(path)
+            assert backend_of(cache).target == str(path)
         with BlobCache.from_url(sqlite_url(path)) as reopened:
             assert reopened.get(digest_of(1)) == "/a"
         assert not (tmp_path / "xdg").exists()
@@ -385,7 +391,7 @@ class TestDefaultLocation:
 
         with BlobCache.from_url() as cache:
             cache.put(digest_of(1), "/a")
-            assert cache._backend.target == str(expected)
+            assert backend_of(cache).target == str(expected)
         with sqlite3.connect(expected) as connection:
             rows = connection.execute("SELECT digest, original FROM blobcache_item").fetchall()
         assert rows == [(digest_of(1), "/a")]
@@ -458,7 +464,7 @@ class TestFork:
         cache = make_cache("sqlite")
         cache.put(digest_of(1), "/parent/a")
         cache.put(digest_of(1), "/parent/b")
-        backend: Any = cache._backend
+        backend: Any = backend_of(cache)
         parent_connection = backend._connection()
 
         context = multiprocessing.get_context("fork")

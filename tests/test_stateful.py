@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from blobcache import BlobCache, BlobEntry, CacheMiss
-from tests.conftest import CacheFactory, assert_invariants, digest_of, read_raw
+from tests.helpers import CacheFactory, assert_invariants, digest_of, read_raw
 
 DIGESTS = st.sampled_from([digest_of(n) for n in range(3)])
 # Few paths, so puts and deletes collide often; mixed case and non-ASCII test the ordering.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from blobcache import BlobCache
-from tests.conftest import digest_of, read_raw
+from tests.helpers import digest_of, read_raw
 
 pytest_plugins = ["pytester"]
 

@@ -21,7 +21,7 @@ from blobcache.maintenance._fs import (
     parent_dir,
     same_content,
 )
-from blobcache.maintenance._store import log
+from blobcache.maintenance._stored import log
 
 SkipReason = Literal[
     "content_differs",

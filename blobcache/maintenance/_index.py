@@ -12,7 +12,7 @@ from blobcache._cache import BlobCache
 from blobcache._errors import InvalidDigest, InvalidPath
 from blobcache._validate import parse_digest
 from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
-from blobcache.maintenance._store import log
+from blobcache.maintenance._stored import log
 
 #: Called as ``progress(done, total)`` while digests are recorded.
 Progress = Callable[[int, int], None]

@@ -11,7 +11,7 @@ from typing import IO, Any
 from blobcache._cache import BlobCache
 from blobcache._errors import CacheMiss, InvalidDigest, InvalidPath, ItemTooLarge
 from blobcache._validate import parse_digest
-from blobcache.maintenance._store import log, mapper_of
+from blobcache.maintenance._stored import log, mapper_of
 
 #: Bad lines an `ImportReport` keeps; later ones are only counted.
 MAX_REPORTED_LINES = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
-from blobcache.maintenance._store import backend_of, log, raw_items
+from blobcache.maintenance._stored import backend_of, log, stored_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def migrate(cache: BlobCache, *, segments: int | None = None) -> MigrateReport:
     """
     backend = backend_of(cache)
     items = migrated = raced = 0
-    for raw in raw_items(cache, segments):
+    for raw in stored_items(cache, segments):
         items += 1
         if not raw.legacy_paths:
             continue

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
-from blobcache.maintenance._store import log
+from blobcache.maintenance._stored import log
 from blobcache.maintenance._verify import look_up, scope_of, verify
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
-from blobcache.maintenance._store import MAX_ITEM_BYTES, item_bytes, raw_items
+from blobcache.maintenance._stored import MAX_ITEM_BYTES, item_bytes, stored_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def stats(cache: BlobCache, *, top: int = 5, segments: int | None = None) -> Sta
     digests = paths = 0
     copies: Counter[int] = Counter()
     heap: list[tuple[int, str, int]] = []
-    for raw in raw_items(cache, segments):
+    for raw in stored_items(cache, segments):
         every = raw.paths | raw.legacy_paths | ({raw.original} if raw.original else set())
         digests += 1
         paths += len(every)

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from blobcache._backend import RawItem
+from blobcache._backends.base import StoredItem
 from blobcache._cache import BlobCache
 from blobcache._errors import InvalidPath
 from blobcache._validate import PathMapper
 from blobcache.maintenance._fs import EMPTY_DIGESTS, inside, lstat_at, parent_dir
-from blobcache.maintenance._store import log, mapper_of, raw_items
+from blobcache.maintenance._stored import log, mapper_of, stored_items
 
 FindingKind = Literal[
     "empty_item",
@@ -102,7 +102,7 @@ def verify(
     findings: list[Finding] = []
     scope = scope_of(cache, root)
     mapper = mapper_of(cache)
-    for raw in raw_items(cache, segments):
+    for raw in stored_items(cache, segments):
         items += 1
         paths += len(raw.paths | raw.legacy_paths)
         for finding in _invariant_findings(raw, mapper):
@@ -127,7 +127,7 @@ def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
     return Finding(kind, digest, path, _ADVICE[kind])
 
 
-def _invariant_findings(raw: RawItem, mapper: PathMapper) -> Iterator[Finding]:
+def _invariant_findings(raw: StoredItem, mapper: PathMapper) -> Iterator[Finding]:
     if raw.legacy_paths:
         yield _finding("legacy_item", raw.digest, None)
     if not raw.paths and not raw.legacy_paths and raw.original is None:
@@ -179,7 +179,7 @@ def _round_trips(mapper: PathMapper, stored: str, path: str) -> bool:
         return False
 
 
-def _disk_findings(raw: RawItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
+def _disk_findings(raw: StoredItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
     unchecked = 0
     findings: list[Finding] = []
     sizes: dict[str, int] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -63,7 +63,7 @@ class Removal:
 
 
 @dataclass(frozen=True, slots=True)
-class RawItem:
+class StoredItem:
     """One stored item exactly as found, for maintenance: it may break the invariants.
 
     ``legacy_paths`` is the seed's old ``BlobPath`` set; ``original`` is
@@ -79,10 +79,12 @@ class RawItem:
 class Backend(Protocol):
     """A store that keeps `Item`\\ s by digest. Inputs are already validated."""
 
-    #: "dynamodb" or "sqlite".
+    #: The URL scheme that opens it: "dynamodb" or "sqlite".
     name: str
-    #: What log lines call the store: a table name or a database file.
+    #: What messages call the store: a table name or a database file.
     target: str
+    #: Fields bound to every log line of a cache on this backend (``backend``, ``table``).
+    log_fields: Mapping[str, str]
 
     def create_table(self) -> bool:
         """Create the table or schema if missing; return whether it was created."""
@@ -99,7 +101,7 @@ class Backend(Protocol):
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, streamed."""
 
-    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+    def scan_stored(self, segments: int = 1) -> Iterator[StoredItem]:
         """Every stored item as found, broken or legacy ones included, streamed."""
 
     def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:

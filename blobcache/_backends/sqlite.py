@@ -8,9 +8,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from blobcache._backend import Item, RawItem, Removal
+from blobcache._backends.base import Item, Removal, StoredItem
 from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable
 from blobcache._options import Options
+from blobcache._url import Location
 
 #: The schema this release writes, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1
@@ -51,6 +52,11 @@ class _ThreadConnection(threading.local):
     generation = 0
 
 
+def open_location(location: Location) -> SQLiteBackend:
+    """The backend for a ``sqlite:///FILE`` URL."""
+    return SQLiteBackend(location.target, options=location.options)
+
+
 class SQLiteBackend:
     """Keeps items in two tables of one SQLite file, in WAL mode.
 
@@ -67,6 +73,7 @@ class SQLiteBackend:
         # Resolved once: each thread opens its connection lazily, and a relative name
         # resolved after a chdir would open a second, different database.
         self.target = os.path.abspath(filename)
+        self.log_fields = {"backend": self.name}
         self.options = options
         self._local = _ThreadConnection()
         # close() bumps the epoch; each thread then closes its own connection on next use.
@@ -293,10 +300,10 @@ class SQLiteBackend:
                 yield digest, Item(original, frozenset(paths.get(digest, ())) | {original})
             after = items[-1][0]
 
-    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+    def scan_stored(self, segments: int = 1) -> Iterator[StoredItem]:
         """Every item; the schema cannot hold a broken one, so this is `scan` (one segment)."""
         for digest, item in self.scan():
-            yield RawItem(digest, item.original, item.paths)
+            yield StoredItem(digest, item.original, item.paths)
 
     def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:
         """Nothing to do: the SQLite schema has no legacy layout."""

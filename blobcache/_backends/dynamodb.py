@@ -20,7 +20,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from blobcache._backend import Item, RawItem, Removal
+from blobcache._backends.base import Item, Removal, StoredItem
 from blobcache._errors import (
     BlobCacheError,
     ConfigurationError,
@@ -30,6 +30,7 @@ from blobcache._errors import (
 )
 from blobcache._model import BlobRecord
 from blobcache._options import Options
+from blobcache._url import Location
 
 _NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
 _HASH_KEY = "Digest"
@@ -50,7 +51,7 @@ _DENIED = {
     "MissingAuthenticationTokenException",
     "ExpiredTokenException",
 }
-Raw = dict[str, Any]
+AttributeMap = dict[str, Any]
 
 
 _SESSION_LOCK = threading.Lock()
@@ -64,13 +65,13 @@ def _session() -> botocore.session.Session:
 class _ConditionFailed(Exception):
     """A conditional write lost; ``item`` is the item the server saw, if it said."""
 
-    def __init__(self, item: Raw | None) -> None:
+    def __init__(self, item: AttributeMap | None) -> None:
         self.item = item
 
 
-def raw_item(raw: Raw) -> RawItem:
+def stored_item(raw: AttributeMap) -> StoredItem:
     """A DynamoDB item's attributes as stored, in zot's layout (plus the legacy set)."""
-    return RawItem(
+    return StoredItem(
         raw[_HASH_KEY]["S"],
         raw.get("OriginalBlobPath", {}).get("S"),
         frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
@@ -78,15 +79,15 @@ def raw_item(raw: Raw) -> RawItem:
     )
 
 
-def decode(raw: Raw | None) -> Item | None:
+def decode(raw: AttributeMap | None) -> Item | None:
     """Read a raw DynamoDB item tolerantly (see `Item.tolerant`)."""
     if not raw:
         return None
-    item = raw_item(raw)
+    item = stored_item(raw)
     return Item.tolerant(item.original, item.paths)
 
 
-def _state_condition(raw: Raw) -> tuple[str, dict[str, Any]]:
+def _state_condition(raw: AttributeMap) -> tuple[str, dict[str, Any]]:
     """A condition that holds only while the item is exactly as ``raw`` shows it."""
     clauses, values = [], {}
     for placeholder, attribute in (("#orig", "OriginalBlobPath"), ("#paths", "DuplicateBlobPath")):
@@ -96,6 +97,16 @@ def _state_condition(raw: Raw) -> tuple[str, dict[str, Any]]:
         else:
             clauses.append(f"attribute_not_exists({placeholder})")
     return " AND ".join(clauses), values
+
+
+def open_location(location: Location) -> DynamoDBBackend:
+    """The backend for a ``dynamodb:///TABLE?region=...`` URL."""
+    return DynamoDBBackend(
+        location.target,
+        region=location.region,
+        endpoint_url=location.endpoint_url,
+        options=location.options,
+    )
 
 
 class DynamoDBBackend:
@@ -113,6 +124,7 @@ class DynamoDBBackend:
         self, table: str, *, region: str | None, endpoint_url: str | None, options: Options
     ) -> None:
         self.target = table
+        self.log_fields = {"backend": self.name, "table": table}
         self.region = region
         self.endpoint_url = endpoint_url
         self.options = options
@@ -239,7 +251,7 @@ class DynamoDBBackend:
                 raise _ConditionFailed(cause.response.get("Item")) from None
             raise
 
-    def _get_raw(self, digest: str) -> Raw | None:
+    def _get_raw(self, digest: str) -> AttributeMap | None:
         response = self._call(
             lambda: self.client.get_item(
                 TableName=self.target,
@@ -248,7 +260,7 @@ class DynamoDBBackend:
             ),
             digest,
         )
-        item: Raw | None = response.get("Item")
+        item: AttributeMap | None = response.get("Item")
         return item
 
     # -- the backend protocol ---------------------------------------------------------------
@@ -289,8 +301,10 @@ class DynamoDBBackend:
             raise
         return True
 
-    def _describe(self) -> Raw:
-        response: Raw = self._call(lambda: self.client.describe_table(TableName=self.target))
+    def _describe(self) -> AttributeMap:
+        response: AttributeMap = self._call(
+            lambda: self.client.describe_table(TableName=self.target)
+        )
         return response
 
     def _wait_active(self) -> None:
@@ -306,7 +320,7 @@ class DynamoDBBackend:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _check_schema(self, description: Raw) -> None:
+    def _check_schema(self, description: AttributeMap) -> None:
         table = description["Table"]
         keys = {key["AttributeName"]: key["KeyType"] for key in table.get("KeySchema", [])}
         types = {
@@ -376,7 +390,7 @@ class DynamoDBBackend:
     def _rewrite(
         self,
         digest: str,
-        raw: Raw | None,
+        raw: AttributeMap | None,
         change: Callable[[Item | None], Item | None],
         what: str,
     ) -> tuple[Item | None, Item | None]:
@@ -404,7 +418,7 @@ class DynamoDBBackend:
             "kept changing the item; retry, or raise max_attempts"
         )
 
-    def _replace(self, digest: str, raw: Raw, after: Item | None) -> None:
+    def _replace(self, digest: str, raw: AttributeMap, after: Item | None) -> None:
         """Write ``after`` (or remove the item) only if it is still exactly ``raw``."""
         condition, values = _state_condition(raw)
         if after is None:
@@ -436,7 +450,7 @@ class DynamoDBBackend:
             if item is not None:
                 yield raw.digest, item
 
-    def raw_scan(self, segments: int = 1) -> Iterator[RawItem]:
+    def scan_stored(self, segments: int = 1) -> Iterator[StoredItem]:
         """Every item as stored, key-only and legacy items included.
 
         With ``segments`` > 1, a parallel Scan: one thread per segment feeding a
@@ -445,10 +459,10 @@ class DynamoDBBackend:
         if segments <= 1:
             yield from self._scan_segment(None)
             return
-        results: queue.Queue[RawItem | BaseException | None] = queue.Queue(maxsize=1000)
+        results: queue.Queue[StoredItem | BaseException | None] = queue.Queue(maxsize=1000)
         stop = threading.Event()
 
-        def hand_over(result: RawItem | BaseException | None) -> bool:
+        def hand_over(result: StoredItem | BaseException | None) -> bool:
             # Never block for good: the consumer may have stopped reading.
             while not stop.is_set():
                 try:
@@ -484,7 +498,7 @@ class DynamoDBBackend:
         finally:
             stop.set()
 
-    def _scan_segment(self, segment: tuple[int, int] | None) -> Iterator[RawItem]:
+    def _scan_segment(self, segment: tuple[int, int] | None) -> Iterator[StoredItem]:
         request: dict[str, Any] = {
             "TableName": self.target,
             "ConsistentRead": self.options.consistent_read,
@@ -498,7 +512,7 @@ class DynamoDBBackend:
             for raw in page.get("Items", ()):
                 if "S" not in raw.get(_HASH_KEY, {}):
                     raise ConfigurationError(self._schema_message())
-                yield raw_item(raw)
+                yield stored_item(raw)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,10 +1,10 @@
-"""Raw access to a cache's backend, for the maintenance operations that need more than entries."""
+"""Stored items as found, and what they weigh: maintenance's window past `BlobCache.entries`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from blobcache._backend import Backend, RawItem
+from blobcache._backends.base import Backend, StoredItem
 from blobcache._cache import BlobCache
 from blobcache._errors import ConfigurationError
 from blobcache._logging import get_logger
@@ -26,15 +26,15 @@ def mapper_of(cache: BlobCache) -> PathMapper:
     return cache._paths
 
 
-def raw_items(cache: BlobCache, segments: int | None = None) -> Iterator[RawItem]:
+def stored_items(cache: BlobCache, segments: int | None = None) -> Iterator[StoredItem]:
     """Every stored item as found, over ``segments`` parallel scans (default: the options')."""
     count = cache.options.scan_segments if segments is None else segments
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigurationError(f"segments must be a positive integer, not {count!r}")
-    return backend_of(cache).raw_scan(count)
+    return backend_of(cache).scan_stored(count)
 
 
-def item_bytes(digest: str, item: RawItem) -> int:
+def item_bytes(digest: str, item: StoredItem) -> int:
     """The size DynamoDB charges for ``item``: attribute names plus UTF-8 values."""
     size = len("Digest") + len(digest)
     if item.original is not None:

@@ -1,0 +1,122 @@
+"""Helpers shared by the tests: digests, raw reads of a store, and the one door to a backend.
+
+Imported explicitly (``from tests.helpers import ...``); fixtures live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+
+from blobcache import BlobCache
+
+ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
+#: Backends whose conditional writes are atomic under concurrent requests.
+ATOMIC_BACKENDS = ["sqlite", "dynalite"]
+DYNAMODB_BACKENDS = ["dynalite", "moto"]
+REGION = "us-east-1"
+
+RawItems = dict[str, tuple[str | None, frozenset[str]]]
+CacheFactory = Callable[..., BlobCache]
+
+
+def digest_of(n: int) -> str:
+    """A real-looking sha256 digest, distinct for each ``n``."""
+    return "sha256:" + f"{n:064x}"
+
+
+def backend_of(cache: BlobCache) -> Any:
+    """The backend behind ``cache``: the one place tests reach past the public API."""
+    return cache._backend
+
+
+def blob(
+    root: Path, repository: str, content: bytes, *, placeholder: bool = False
+) -> tuple[str, str]:
+    """Write ``content`` (or a zero-byte placeholder) at its digest in ``repository``."""
+    hexdigest = hashlib.sha256(content).hexdigest()
+    path = root / repository / "blobs" / "sha256" / hexdigest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"" if placeholder else content)
+    return "sha256:" + hexdigest, str(path)
+
+
+def put_raw(cache: BlobCache, digest: str, **attributes: Any) -> None:
+    """Write an item as another writer (zot, the legacy seed) would, bypassing blobcache."""
+    item: dict[str, Any] = {"Digest": {"S": digest}}
+    for name, value in attributes.items():
+        item[name] = {"S": value} if isinstance(value, str) else {"SS": sorted(value)}
+    raw_client(cache).put_item(TableName=backend_of(cache).target, Item=item)
+
+
+def url_of(cache: BlobCache) -> str:
+    """The URL that opens the same store as ``cache`` (for subprocesses and the CLI)."""
+    backend = backend_of(cache)
+    if cache.name == "sqlite":
+        return f"sqlite:///{backend.target}"
+    return f"dynamodb:///{backend.target}?region={REGION}&endpoint_url={backend.endpoint_url}"
+
+
+def raw_client(cache: BlobCache) -> Any:
+    """An independent botocore client on the cache's server: blobcache's code is not in the path."""
+    backend = backend_of(cache)
+    endpoint = backend.endpoint_url
+    return _raw_session().create_client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+
+
+@functools.cache
+def _raw_session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+def record_requests(cache: BlobCache) -> list[str]:
+    """A live list of the DynamoDB operations the cache sends over HTTP (retries included)."""
+    sent: list[str] = []
+    if cache.name == "dynamodb":
+        backend = backend_of(cache)
+
+        def count(**kwargs: Any) -> None:
+            sent.append(kwargs["event_name"].rsplit(".", 1)[-1])
+
+        backend.client.meta.events.register("before-send.dynamodb", count)
+    return sent
+
+
+def read_raw(cache: BlobCache) -> RawItems:
+    """Every stored item, read without blobcache: digest -> (original, paths)."""
+    backend = backend_of(cache)
+    items: RawItems = {}
+    if cache.name == "sqlite":
+        with sqlite3.connect(backend.target) as connection:
+            for digest, original in connection.execute(
+                "SELECT digest, original FROM blobcache_item"
+            ):
+                items[digest] = (original, frozenset())
+            for digest, path in connection.execute("SELECT digest, path FROM blobcache_path"):
+                original, paths = items.get(digest, (None, frozenset()))
+                items[digest] = (original, paths | {path})
+        return items
+    client = raw_client(cache)
+    for page in client.get_paginator("scan").paginate(
+        TableName=backend.target, ConsistentRead=True
+    ):
+        for raw in page["Items"]:
+            items[raw["Digest"]["S"]] = (
+                raw.get("OriginalBlobPath", {}).get("S"),
+                frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
+            )
+    return items
+
+
+def assert_invariants(items: RawItems) -> None:
+    """No item without paths, and every original among its item's paths."""
+    for digest, (original, paths) in items.items():
+        assert paths, f"{digest} is an item with no paths"
+        assert original is not None, f"{digest} has no original"
+        assert original in paths, f"{digest}: original {original!r} not in {sorted(paths)}"
