@@ -446,7 +446,7 @@ class TestOptions:
     def test_bulk_options_must_be_positive(self, name: str) -> None:
         """batch_size, workers and pool_size refuse zero with a ConfigurationError naming them."""
         with pytest.raises(ConfigurationError, match=f"option {name} must be a positive integer"):
-            Options(**{name: 0})
+            Options.from_mapping({name: 0})
 
     def test_bulk_options_from_the_url(self, tmp_path: Path) -> None:
         """The bulk options come from the URL's query like every other option."""
