@@ -34,22 +34,27 @@ _fork_generation = 0
 # Connections a forked child inherited: never used, and never closed either, since
 # closing a copy in the child could checkpoint or unlink the parent's WAL.
 _inherited: list[sqlite3.Connection] = []
+# Guards a pool's reset after a fork; itself replaced in the child, where another
+# thread of the parent may have held it.
+_fork_lock = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _fork_generation
+    global _fork_generation, _fork_lock
     _fork_generation += 1
+    _fork_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork)
 
 
-class _ThreadConnection(threading.local):
-    """One thread's connection, and the backend epoch it was opened in."""
+class _Connection(sqlite3.Connection):
+    """A pooled connection that knows the pool epoch and fork generation it was opened in."""
 
-    connection: sqlite3.Connection | None = None
     epoch = -1
-    generation = 0
+    generation = -1
+    #: False once a failed rollback closed it: it must not go back to the pool.
+    usable = True
 
 
 def open_location(location: Location) -> SQLiteBackend:
@@ -60,8 +65,13 @@ def open_location(location: Location) -> SQLiteBackend:
 class SQLiteBackend:
     """Keeps items in two tables of one SQLite file, in WAL mode.
 
-    Each thread gets its own connection, held in thread-local storage only,
-    so it closes when its thread ends; every write is one ``BEGIN IMMEDIATE``
+    Connections come from a bounded pool: each call leases one, so no two
+    threads ever use a connection at once, and gives it back when it returns.
+    At most ``Options.pool_size`` idle connections are kept (the most recently
+    used first); one given back beyond that is closed at once, so a
+    thread-per-request server holds at most ``pool_size`` connections when
+    idle, however many threads it has made. A forked child leaves the parent's
+    connections alone and opens its own. Every write is one ``BEGIN IMMEDIATE``
     transaction, so it takes the write lock before it reads and never has to
     upgrade a read lock (the source of "database is locked"). The schema is
     created on first use.
@@ -75,37 +85,51 @@ class SQLiteBackend:
         self.target = os.path.abspath(filename)
         self.log_fields = {"backend": self.name}
         self.options = options
-        self._local = _ThreadConnection()
-        # close() bumps the epoch; each thread then closes its own connection on next use.
+        # Idle connections, the most recently used last; guarded by _lock.
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+        self._generation = _fork_generation
+        # close() bumps the epoch: a connection leased before it is closed when given back.
         self._epoch = 0
         self._created_schema = False
 
     # -- connections ------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        connection = local.connection
-        if (
-            connection is not None
-            and local.epoch == self._epoch
-            and local.generation == _fork_generation
-        ):
-            return connection
-        if connection is not None:
-            if local.generation != _fork_generation:
-                _inherited.append(connection)
-            else:
-                connection.close()  # this thread's own, from before close()
-            local.connection = None
-        connection = self._open()
-        local.connection, local.epoch, local.generation = (
-            connection,
-            self._epoch,
-            _fork_generation,
-        )
-        return connection
+        """Lease a connection for this thread's exclusive use; give it back with `_release`."""
+        if self._generation != _fork_generation:
+            self._forget_parent()
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._open()
 
-    def _open(self) -> sqlite3.Connection:
+    def _release(self, connection: sqlite3.Connection) -> None:
+        """Give a leased connection back: kept while the pool has room, else closed."""
+        if not isinstance(connection, _Connection):
+            return  # not one of ours (a test's stand-in)
+        if connection.generation != _fork_generation:
+            _inherited.append(connection)  # leased in the parent before a fork
+            return
+        if not connection.usable:
+            return
+        with self._lock:
+            if connection.epoch == self._epoch and len(self._idle) < self.options.pool_size:
+                self._idle.append(connection)
+                return
+        # Idle beyond the pool size, or from before close(): no other thread holds it.
+        connection.close()
+
+    def _forget_parent(self) -> None:
+        """In a forked child: set the parent's idle connections aside, unused and unclosed."""
+        with _fork_lock:
+            if self._generation != _fork_generation:
+                _inherited.extend(self._idle)
+                self._idle = []
+                self._lock = threading.Lock()
+                self._generation = _fork_generation
+
+    def _open(self) -> _Connection:
         with self._translate():
             try:
                 connection = sqlite3.connect(
@@ -113,6 +137,7 @@ class SQLiteBackend:
                     timeout=self.options.busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
+                    factory=_Connection,
                 )
             except sqlite3.OperationalError as exc:
                 raise ConfigurationError(
@@ -129,6 +154,7 @@ class SQLiteBackend:
             except BaseException:
                 connection.close()
                 raise
+        connection.epoch, connection.generation = self._epoch, _fork_generation
         return connection
 
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
@@ -188,27 +214,33 @@ class SQLiteBackend:
     ) -> Iterator[sqlite3.Connection]:
         """One transaction: ``IMMEDIATE`` for writes, ``DEFERRED`` for consistent reads.
 
-        On this thread's connection, unless ``connection`` (one being opened) is given.
+        On a leased connection, given back afterwards, unless ``connection`` (one
+        being opened) is given.
         """
+        leased = connection is None
         if connection is None:
             connection = self._connection()
-        with self._translate():
-            connection.execute(f"BEGIN {mode}")
-            try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT: the transaction is still open then.
-                self._roll_back(connection)
-                raise
+        try:
+            with self._translate():
+                connection.execute(f"BEGIN {mode}")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    # Also after a failed COMMIT: the transaction is still open then.
+                    self._roll_back(connection)
+                    raise
+        finally:
+            if leased:
+                self._release(connection)
 
     def _roll_back(self, connection: sqlite3.Connection) -> None:
         try:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
         except sqlite3.Error:
-            # A connection that cannot roll back is not reused: this thread opens a new one.
-            self._local.connection = None
+            # A connection that cannot roll back is not reused: the next lease opens a new one.
+            connection.usable = False  # type: ignore[attr-defined]
             connection.close()
 
     # -- the backend protocol ---------------------------------------------------------------
@@ -218,7 +250,7 @@ class SQLiteBackend:
 
         Returns ``True`` once, to the first call after this backend created the schema.
         """
-        self._connection()
+        self._release(self._connection())
         created, self._created_schema = self._created_schema, False
         return created
 
@@ -246,6 +278,8 @@ class SQLiteBackend:
             ).fetchall()
         except sqlite3.DatabaseError as exc:  # not _translate: reads are the hot path
             raise self._error(exc) from exc
+        finally:
+            self._release(connection)
         if not rows:
             return None
         return Item(rows[0][0], frozenset([row[1] for row in rows]))
@@ -289,6 +323,8 @@ class SQLiteBackend:
                 ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
+        finally:
+            self._release(connection)
         originals: dict[str, str] = {}
         paths: dict[str, list[str]] = {}
         for digest, original, path in rows:
@@ -337,16 +373,19 @@ class SQLiteBackend:
         return False
 
     def close(self) -> None:
-        """Close this thread's connection; other threads close theirs on next use.
+        """Close the idle connections; a leased one is closed when its call gives it back.
 
-        A connection is never closed from another thread: one may be running a
-        statement on it, and SQLite would crash the process.
+        A connection is never closed while a call uses it: SQLite would crash
+        the process if another thread ran a statement on it meanwhile.
         """
-        self._epoch += 1
-        local = self._local
-        if local.connection is not None and local.generation == _fork_generation:
-            local.connection.close()
-        local.connection = None
+        if self._generation != _fork_generation:
+            self._forget_parent()
+            return
+        with self._lock:
+            self._epoch += 1
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 def _delete_in(connection: sqlite3.Connection, digest: str, path: str) -> Removal:
