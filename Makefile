@@ -47,8 +47,11 @@ docs: $(BIN)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
 	$(BIN)/python benchmarks/sqlite_overhead.py
+	$(BIN)/python benchmarks/dynamodb_overhead.py
+	$(BIN)/python benchmarks/bulk_calls.py
+	$(BIN)/python benchmarks/index_scale.py
 
 clean:
 	rm -rf $(VENV) .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis
