@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -188,10 +188,21 @@ class BlobCache:
             raise InvalidDigest(digests, "get_many takes an iterable of digests, not one digest")
         found: dict[str, str] = {}
         public = self._paths.to_public
-        with self._batches(digests, _digest) as batches:
+        size = self.options.batch_size
+        with contextlib.ExitStack() as stack:
+            batches: Iterable[list[str]]
+            if isinstance(digests, Sequence):  # validated once, in place, then sliced
+                valid = [_checked(position, digest) for position, digest in enumerate(digests)]
+                batches = (valid[start : start + size] for start in range(0, len(valid), size))
+            else:
+                spooled = stack.enter_context(self._batches(digests, _digest))
+                batches = ([digest for (digest,) in batch] for batch in spooled)
             for batch in batches:
-                items = self._backend.get_many([digest for (digest,) in batch])
-                found.update((digest, public(item.original)) for digest, item in items.items())
+                items = self._backend.get_many(batch)
+                if self._paths.root is None:  # stored paths are the public ones
+                    found.update({digest: item.original for digest, item in items.items()})
+                else:
+                    found.update((digest, public(item.original)) for digest, item in items.items())
                 self._log.debug("blobs_read", digests=len(batch), found=len(items))
         return found
 
@@ -274,11 +285,15 @@ class BlobCache:
         return item
 
 
-def _digest(position: int, entry: object) -> tuple[str]:
+def _checked(position: int, digest: object) -> str:
     try:
-        return (parse_digest(entry),)
+        return parse_digest(digest)
     except InvalidDigest as exc:
         raise InvalidDigest(exc.digest, exc.reason, position=position) from None
+
+
+def _digest(position: int, entry: object) -> tuple[str]:
+    return (_checked(position, entry),)
 
 
 def _as_pairs(batch: list[tuple[str, ...]]) -> list[tuple[str, str]]:
