@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -454,3 +455,43 @@ class TestOptions:
         with BlobCache.from_url(url) as cache:
             assert (cache.options.batch_size, cache.options.workers) == (50, 2)
             assert cache.options.pool_size == 3
+
+
+class TestLogging:
+    def test_bulk_calls_log_the_loops_events(
+        self, make_cache: CacheFactory, kind: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """put_many and delete_many log, per pair, the INFO events the loop logs: blob_put,
+        blob_deleted, original_promoted, item_removed, with digest and path."""
+        pairs = [(digest_of(1), "/b"), (digest_of(1), "/a"), (digest_of(2), "/c")]
+        doomed = [(digest_of(1), "/b"), (digest_of(2), "/c"), (digest_of(2), "/gone")]
+
+        def events(run: Callable[[BlobCache], None], cache: BlobCache) -> list[tuple[Any, ...]]:
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="blobcache"):
+                run(cache)
+            return [
+                (r.msg["event"], r.msg.get("digest"), r.msg.get("path"))  # type: ignore[index, union-attr]
+                for r in caplog.records
+                if r.name.startswith("blobcache.") and r.levelno == logging.INFO
+            ]
+
+        def bulk(cache: BlobCache) -> None:
+            cache.put_many(pairs)
+            cache.delete_many(doomed)
+
+        def loop(cache: BlobCache) -> None:
+            loop_put(cache, pairs)
+            loop_delete(cache, doomed)
+
+        logged = events(bulk, make_cache(kind, workers=1))
+        assert logged == events(loop, make_cache(kind))
+        assert [event for event, _, _ in logged] == [
+            "blob_put",
+            "blob_put",
+            "blob_put",
+            "blob_deleted",
+            "original_promoted",
+            "blob_deleted",
+            "item_removed",
+        ]
