@@ -17,6 +17,7 @@ from blobcache import (
     ConfigurationError,
     InvalidDigest,
     InvalidPath,
+    ItemTooLarge,
     Options,
     StoreUnavailable,
 )
@@ -311,14 +312,33 @@ class TestDynamoDBRequests:
         assert sent == ["BatchGetItem"] * 3
 
     @pytest.mark.parametrize("backend_kind", DYNAMODB_BACKENDS)
-    def test_put_many_sends_one_update_per_pair(
+    def test_put_many_sends_one_update_per_digest(
         self, make_cache: CacheFactory, backend_kind: str
     ) -> None:
-        """Writes stay the conditional UpdateItem of put: one request per pair."""
-        cache = make_cache(backend_kind)
+        """Writes stay the conditional UpdateItem of put, one per digest of a batch: it
+        carries all the batch's paths of that digest, the first one the original if new."""
+        cache, loop = make_cache(backend_kind), make_cache(backend_kind)
+        cache.put(digest_of(0), "/known")
+        loop.put(digest_of(0), "/known")
+        pairs = pairs_of(20, copies=3)
         sent = record_requests(cache)
-        cache.put_many(pairs_of(20, copies=2))
-        assert sent == ["UpdateItem"] * 40
+        cache.put_many(pairs)
+        assert sent == ["UpdateItem"] * 20
+        loop_put(loop, pairs)
+        assert read_raw(cache) == read_raw(loop)
+
+    def test_item_filling_up_raises_where_the_loop_does(self, make_cache: CacheFactory) -> None:
+        """A digest whose batch of paths would pass 400 KB (dynalite enforces it) falls back
+        to one put per path: ItemTooLarge, and the state the loop leaves when it raises."""
+        paths = [f"/r/{n:03d}/" + "x" * 3900 for n in range(120)]
+        pairs = [(digest_of(1), path) for path in paths] + [(digest_of(2), "/fine")]
+        bulk, loop = make_cache("dynalite", workers=1), make_cache("dynalite")
+        with pytest.raises(ItemTooLarge):
+            bulk.put_many(pairs)
+        with pytest.raises(ItemTooLarge):
+            loop_put(loop, pairs)
+        assert read_raw(bulk)[digest_of(1)] == read_raw(loop)[digest_of(1)]
+        assert 90 < len(read_raw(bulk)[digest_of(1)][1]) < 120
 
     @pytest.mark.parametrize("backend_kind", DYNAMODB_BACKENDS)
     def test_unprocessed_keys_are_asked_again(
