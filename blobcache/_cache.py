@@ -151,9 +151,10 @@ class BlobCache:
         given for a new digest becomes its original); different digests may be
         applied concurrently. Every digest and path is validated before anything
         is sent. The pairs go to the store in batches of ``Options.batch_size``
-        (one transaction each on SQLite, ``Options.workers`` concurrent requests
-        on DynamoDB), so any iterable, a generator of millions of pairs included,
-        runs in the memory of one batch: a list or tuple is validated in place,
+        (one transaction each on SQLite; on DynamoDB one conditional UpdateItem
+        per digest of a batch, ``Options.workers`` of them in flight), so any
+        iterable, a generator of millions of pairs included, runs in the memory
+        of one batch: a list or tuple is validated in place,
         and any other iterable is validated as it is read, spooled compressed to
         an anonymous temporary file, and replayed from there.
 
@@ -165,7 +166,7 @@ class BlobCache:
                 0-based index, and nothing was written.
             ItemTooLarge, StoreUnavailable, BlobCacheError: as `put`, midway.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         with self._batches(pairs, self._pair) as batches:
             for batch in map(_as_pairs, batches):
@@ -182,7 +183,7 @@ class BlobCache:
         requests of 100 keys on ``Options.workers`` threads on DynamoDB. The
         result holds one entry per hit, so memory grows with the hits only.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         if isinstance(digests, str):
             raise InvalidDigest(digests, "get_many takes an iterable of digests, not one digest")
@@ -216,7 +217,7 @@ class BlobCache:
             InvalidDigest, InvalidPath: an entry is bad; ``error.position`` is its
                 0-based index, and nothing was written.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         with self._batches(pairs, self._pair) as batches:
             for batch in map(_as_pairs, batches):
