@@ -2,7 +2,7 @@
 
 Run it from the repository root (``make bench`` runs it too)::
 
-    .venv/bin/python benchmarks/bulk_calls.py [--rounds 5] [--pairs 200] [--strict]
+    .venv/bin/python benchmarks/bulk_calls.py [--rounds 7] [--pairs 1000] [--strict]
 
 Each round writes ``--pairs`` new digests through a loop of ``put`` on one cache
 and through one ``put_many`` on its twin (the same backend and options), then reads
@@ -114,8 +114,8 @@ def report(label: str, backend: str, results: dict[str, tuple[float, float]]) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
-    parser.add_argument("--pairs", type=int, default=200, help="pairs per round (default 200)")
+    parser.add_argument("--rounds", type=int, default=7, help="measured rounds (default 7)")
+    parser.add_argument("--pairs", type=int, default=1000, help="pairs per round (default 1000)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
     for key, value in FAKE_CREDENTIALS.items():
