@@ -6,7 +6,7 @@ import logging
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_type
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -515,3 +515,17 @@ class TestLogging:
             "blob_deleted",
             "item_removed",
         ]
+
+
+class TestTypes:
+    def test_bulk_signatures(self, tmp_path: Path) -> None:
+        """The documented signatures hold, at run time and for mypy (assert_type)."""
+        cache = BlobCache.from_url(f"sqlite:///{tmp_path / 'api.db'}", root=tmp_path)
+        digest = digest_of(1)
+        assert_type(cache.put_many([(digest, "a"), (digest, "b")]), None)
+        found = cache.get_many([digest, digest_of(2)])
+        assert_type(found, dict[str, str])
+        assert found == {digest: str(tmp_path / "a")}
+        assert_type(cache.delete_many(iter([(digest, "a")])), None)
+        assert cache.get_all(digest) == [str(tmp_path / "b")]
+        cache.close()
