@@ -185,3 +185,18 @@ class TestBoundedPool:
             backend._release(first)
             backend._release(second)
             assert backend._idle == [first]
+
+    def test_connection_from_before_close_is_never_leased(self, make_cache: CacheFactory) -> None:
+        """A connection given back while close() ran (it lands in the pool: giving back
+        takes no lock) is closed by the next lease instead of being handed out."""
+        cache = make_cache("sqlite")
+        backend = backend_of(cache)
+        stale = backend._connection()
+        cache.close()
+        backend._idle.append(stale)  # what a give-back racing close() can leave
+        fresh = backend._connection()
+        assert fresh is not stale
+        with pytest.raises(sqlite3.ProgrammingError):
+            stale.execute("SELECT 1")
+        backend._release(fresh)
+        assert backend._idle == [fresh]

@@ -85,8 +85,9 @@ class SQLiteBackend:
         self.target = os.path.abspath(filename)
         self.log_fields = {"backend": self.name}
         self.options = options
-        # Idle connections, the most recently used last; guarded by _lock.
+        # Idle connections, the most recently used last.
         self._idle: list[_Connection] = []
+        # Serialises close()'s epoch bumps.
         self._lock = threading.Lock()
         self._generation = _fork_generation
         # close() bumps the epoch: a connection leased before it is closed when given back.
@@ -95,13 +96,24 @@ class SQLiteBackend:
 
     # -- connections ------------------------------------------------------------------------
 
+    # The pool takes no lock: list.pop and list.append are atomic, and a connection
+    # is only ever closed by the one thread that popped it (or held it) last, so
+    # none is closed while in use. The epoch is read without a lock: a stale read
+    # only lets a connection from before close() serve one more call, or closes one.
+
     def _connection(self) -> sqlite3.Connection:
         """Lease a connection for this thread's exclusive use; give it back with `_release`."""
         if self._generation != _fork_generation:
             self._forget_parent()
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+        idle = self._idle
+        while idle:
+            try:
+                connection = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if connection.epoch == self._epoch:
+                return connection
+            connection.close()  # given back as close() ran
         return self._open()
 
     def _release(self, connection: sqlite3.Connection) -> None:
@@ -113,10 +125,15 @@ class SQLiteBackend:
             return
         if not connection.usable:
             return
-        with self._lock:
-            if connection.epoch == self._epoch and len(self._idle) < self.options.pool_size:
-                self._idle.append(connection)
-                return
+        size, idle = self.options.pool_size, self._idle
+        if connection.epoch == self._epoch and len(idle) < size:
+            idle.append(connection)
+            while len(idle) > size:  # two threads gave back at once
+                try:
+                    idle.pop(0).close()
+                except IndexError:
+                    break
+            return
         # Idle beyond the pool size, or from before close(): no other thread holds it.
         connection.close()
 
@@ -377,9 +394,11 @@ class SQLiteBackend:
             return
         with self._lock:
             self._epoch += 1
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
 
 
 def _delete_in(connection: sqlite3.Connection, digest: str, path: str) -> Removal:
