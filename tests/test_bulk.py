@@ -436,9 +436,9 @@ class TestMemory:
     ) -> None:
         """put_many and delete_many of a generator peak at about one batch of memory: four
         times the pairs cost no more than a small margin over the smaller run."""
-        count = 20_000 if kind == "sqlite" else 1_500
-        cache = make_cache(kind, batch_size=100)
-        cache.put_many(pairs_of(200, start=10**6))  # warm up clients, connections, caches
+        count, batch = (20_000, 100) if kind == "sqlite" else (320, 40)
+        cache = make_cache(kind, batch_size=batch)
+        cache.put_many(pairs_of(2 * batch, start=10**6))  # warm up clients, connections, caches
 
         def peak(call: Callable[[Iterator[tuple[str, str]]], object], n: int, start: int) -> int:
             tracemalloc.start()
@@ -459,7 +459,7 @@ class TestMemory:
             allowance = small * 2 + 256 * 1024
         assert large < allowance
         assert deleted < allowance
-        assert len(read_raw(cache)) == 200 + count // 4
+        assert len(read_raw(cache)) == 2 * batch + count // 4
 
 
 class TestOptions:
