@@ -16,13 +16,16 @@ issue's targets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from blobcache import BlobCache
@@ -97,6 +100,41 @@ def measure(
     }
 
 
+@contextlib.contextmanager
+def delayed(endpoint: str, latency: float) -> Iterator[str]:
+    """A TCP proxy in front of ``endpoint`` that holds what the client sends ``latency``
+    seconds per chunk, like a network round trip (DynamoDB in its region: a few
+    milliseconds); the loop's time per call shows the delay actually added."""
+    host, port = endpoint.rsplit("/", 1)[-1].rsplit(":", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                time.sleep(delay)
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                client, _ = listener.accept()
+                server = socket.create_connection((host, int(port)))
+                for end in (client, server):  # no Nagle: the delay is the only one added
+                    end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for args in ((client, server, latency), (server, client, 0.0)):
+                    threading.Thread(target=pump, args=args, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
 def report(label: str, backend: str, results: dict[str, tuple[float, float]]) -> bool:
     print(f"\n{label}")
     print(f"{'call':<16}{'loop µs/pair':>14}{'bulk µs/pair':>14}{'speed-up':>10}{'target':>8}")
@@ -116,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="measured rounds (default 7)")
     parser.add_argument("--pairs", type=int, default=1000, help="pairs per round (default 1000)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="also measure dynalite behind a proxy adding this round trip (e.g. 5)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
     for key, value in FAKE_CREDENTIALS.items():
@@ -134,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             met = report(f"sqlite, synchronous={synchronous}", "sqlite", results) and met
     with dynalite() as endpoint:
 
-        def dynamodb_cache() -> BlobCache:
+        def dynamodb_cache(endpoint: str = endpoint) -> BlobCache:
             url = f"dynamodb:///bench-{uuid.uuid4().hex}?region=us-east-1&endpoint_url={endpoint}"
             cache = BlobCache.from_url(url)
             cache.create_table()
@@ -142,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results = measure(dynamodb_cache, args.rounds, args.pairs)
         met = report("dynalite (workers=8, batch_size=1000)", "dynalite", results) and met
+        if args.latency_ms:
+            with delayed(endpoint, args.latency_ms / 1000) as slow:
+                results = measure(lambda: dynamodb_cache(slow), args.rounds, args.pairs)
+            label = f"dynalite + {args.latency_ms:g} ms round trip (not a target)"
+            report(label, "dynalite", results)
     print(f"\ntargets: {'met' if met else 'MISSED'}")
     return 0 if met or not args.strict else 1
 
