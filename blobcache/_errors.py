@@ -14,6 +14,25 @@
 
 from __future__ import annotations
 
+#: The most characters of an input an error message repeats.
+SHOWN_LIMIT = 200
+
+
+def shorten(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: a 10 MB input must not
+    make a 10 MB message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """The ``repr`` of an input for a message, shortened like `shorten` (quoted, escaped)."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}... ({len(value)} {unit})"
+    return shorten(repr(value), limit)
+
 
 class BlobCacheError(Exception):
     """Root of every error blobcache raises.
@@ -49,7 +68,7 @@ class InvalidDigest(BlobCacheError, ValueError):
 
     def __init__(self, digest: object, reason: str) -> None:
         super().__init__(
-            f"invalid digest {digest!r}: {reason}; expected 'algorithm:encoded', "
+            f"invalid digest {shown(digest)}: {reason}; expected 'algorithm:encoded', "
             "e.g. 'sha256:' followed by 64 lowercase hex characters"
         )
         self.digest = digest
@@ -59,7 +78,7 @@ class InvalidPath(BlobCacheError, ValueError):
     """A storage path is empty, not text, too long, or escapes the root."""
 
     def __init__(self, path: object, reason: str) -> None:
-        super().__init__(f"invalid path {path!r}: {reason}")
+        super().__init__(f"invalid path {shown(path)}: {reason}")
         self.path = path
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from blobcache._errors import ConfigurationError
+from blobcache._errors import ConfigurationError, shorten, shown
 
 BillingMode = Literal["PAY_PER_REQUEST", "PROVISIONED"]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -58,13 +58,33 @@ class Options:
     synchronous: Synchronous = "FULL"
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
-            _require(name, getattr(self, name) > 0, "a positive number of seconds")
-        _require("backoff", self.backoff >= 0, "zero or a positive number of seconds")
-        _require("max_backoff", self.max_backoff >= self.backoff, "at least backoff")
-        _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
-        _require("max_attempts", self.max_attempts >= 1, "a positive integer")
-        _require("max_pool_connections", self.max_pool_connections >= 1, "a positive integer")
+        # Upper bounds too: an absurd value passes here and misbehaves much later (an
+        # infinite timeout fails every call, a busy_timeout past 2**31 ms overflows
+        # SQLite's and stops waiting, 10**7 pooled connections take seconds to set up).
+        for name in ("connect_timeout", "read_timeout", "table_wait_timeout"):
+            _require(
+                name, 0 < getattr(self, name) <= _DAY, "a positive number of seconds, at most 86400"
+            )
+        _require(
+            "busy_timeout",
+            0 < self.busy_timeout <= _SQLITE_MAX_BUSY,
+            f"a positive number of seconds, at most {_SQLITE_MAX_BUSY}",
+        )
+        _require(
+            "backoff", 0 <= self.backoff <= 60, "zero or a positive number of seconds, at most 60"
+        )
+        _require(
+            "max_backoff",
+            self.backoff <= self.max_backoff <= 3600,
+            "at least backoff, at most 3600",
+        )
+        _require("max_retries", 0 <= self.max_retries <= 100, "an integer from 0 to 100")
+        _require("max_attempts", 1 <= self.max_attempts <= 10_000, "an integer from 1 to 10000")
+        _require(
+            "max_pool_connections",
+            1 <= self.max_pool_connections <= 1000,
+            "an integer from 1 to 1000",
+        )
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
         _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")
         _require(
@@ -96,7 +116,8 @@ class Options:
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ConfigurationError(
-                f"unknown option(s) {', '.join(unknown)}; valid options are {', '.join(fields)}"
+                f"unknown option(s) {shorten(', '.join(unknown))}; "
+                f"valid options are {', '.join(fields)}"
             )
         return cls(**{name: _coerce(name, fields[name].type, raw) for name, raw in values.items()})
 
@@ -106,6 +127,9 @@ class Options:
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {"bool": bool, "int": int, "float": (int, float)}
+_DAY = 86_400.0
+#: SQLite keeps its busy timeout in milliseconds in a C int.
+_SQLITE_MAX_BUSY = 2_147_483
 
 
 def _require(name: str, ok: bool, expected: str) -> None:
@@ -123,13 +147,13 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
     elif kind.startswith("bool"):
         lowered = raw.lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigurationError(f"option {name} must be true or false, not {raw!r}")
+            raise ConfigurationError(f"option {name} must be true or false, not {shown(raw)}")
         value = lowered in ("1", "true", "yes", "on")
     elif kind.startswith(("int", "float")):
         try:
             value = int(raw) if kind.startswith("int") else float(raw)
         except ValueError:
-            raise ConfigurationError(f"option {name} must be a number, not {raw!r}") from None
+            raise ConfigurationError(f"option {name} must be a number, not {shown(raw)}") from None
     else:
         value = raw.upper()
     expected = _TYPES.get(kind.split(" ")[0])
@@ -139,5 +163,5 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
         and (isinstance(value, bool) != kind.startswith("bool") or not isinstance(value, expected))
     )
     if mismatched:
-        raise ConfigurationError(f"option {name} must be {kind}, not {value!r}")
+        raise ConfigurationError(f"option {name} must be {kind}, not {shown(value)}")
     return value
