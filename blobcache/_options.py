@@ -78,12 +78,16 @@ class Options:
             self.backoff <= self.max_backoff <= 3600,
             "at least backoff, at most 3600",
         )
-        _require("max_retries", 0 <= self.max_retries <= 100, "an integer from 0 to 100")
-        _require("max_attempts", 1 <= self.max_attempts <= 10_000, "an integer from 1 to 10000")
+        _require(
+            "max_retries", 0 <= self.max_retries <= 100, "zero or a positive integer, at most 100"
+        )
+        _require(
+            "max_attempts", 1 <= self.max_attempts <= 10_000, "a positive integer, at most 10000"
+        )
         _require(
             "max_pool_connections",
             1 <= self.max_pool_connections <= 1000,
-            "an integer from 1 to 1000",
+            "a positive integer, at most 1000",
         )
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
         _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")

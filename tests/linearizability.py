@@ -1,0 +1,266 @@
+"""A linearizability checker for cache histories, per digest (Wing & Gong, with Lowe's
+memoisation, as in Porcupine).
+
+A history is a list of `Op`: what was called (``put``, ``delete``, ``get_all``, ``has``,
+``get``), with what, what it returned, and when it was invoked and completed (one clock:
+``time.monotonic_ns`` is system-wide on Linux, so threads and processes share it). A call
+that raised `StoreUnavailable` is *indeterminate*: it may or may not have taken effect, at
+any instant after its invocation, even after it returned (a stalled request lands late).
+Such a write gets an infinite completion time and no result to match; such a read is
+dropped. A call that raised anything else took no effect and is dropped too.
+
+The history is linearizable when some order of the calls, each placed at one instant
+between its invocation and its completion, gives every determinate call the result the
+sequential cache (`step`) gives. Each digest is its own object, so histories are checked
+per digest (P-compositionality).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from blobcache import BlobCache, CacheMiss, StoreUnavailable
+
+#: One digest's state in the sequential model: (original, paths), or None for no entry.
+State = tuple[str, frozenset[str]] | None
+#: A result that was never seen (an indeterminate call): any result matches.
+UNKNOWN = object()
+MISS = "<miss>"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One call as a client saw it. ``result`` is `UNKNOWN` for an indeterminate call."""
+
+    kind: str
+    digest: str
+    path: str | None
+    result: Any
+    call: float
+    ret: float
+    client: str = ""
+
+    def __str__(self) -> str:
+        result = "?" if self.result is UNKNOWN else repr(self.result)
+        ret = "inf" if math.isinf(self.ret) else f"{self.ret:.0f}"
+        path = f" {self.path}" if self.path is not None else ""
+        return f"[{self.call:.0f}..{ret}] {self.client} {self.kind}{path} -> {result}"
+
+
+def step(state: State, op: Op) -> tuple[bool, State]:
+    """The sequential cache: whether ``op``'s result fits ``state``, and the state after."""
+    if op.kind == "put":
+        assert op.path is not None
+        if state is None:
+            return True, (op.path, frozenset([op.path]))
+        return True, (state[0], state[1] | {op.path})
+    if op.kind == "delete":
+        assert op.path is not None
+        if state is None or op.path not in state[1]:
+            return True, state
+        remaining = state[1] - {op.path}
+        if not remaining:
+            return True, None
+        original = state[0] if state[0] != op.path else min(remaining)
+        return True, (original, remaining)
+    if op.result is UNKNOWN:
+        return True, state
+    if op.kind == "get_all":
+        if state is None:
+            return op.result == MISS, state
+        expected = [state[0], *sorted(state[1] - {state[0]})]
+        return op.result == expected, state
+    if op.kind == "get":
+        return op.result == (MISS if state is None else state[0]), state
+    if op.kind == "has":
+        assert op.path is not None
+        return op.result == (state is not None and op.path in state[1]), state
+    raise ValueError(f"unknown operation {op.kind!r}")
+
+
+@dataclass
+class _Entry:
+    op: Op | None
+    is_call: bool
+    id: int
+    match: _Entry | None = None
+    prev: _Entry | None = None
+    next: _Entry | None = None
+
+
+@dataclass
+class Verdict:
+    """The outcome for one digest: ``ok``, and when not, the calls around the failure."""
+
+    digest: str
+    ok: bool
+    operations: int
+    stuck_at: list[Op] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.digest}: linearizable ({self.operations} calls)"
+        lines = "\n  ".join(map(str, self.stuck_at))
+        return (
+            f"{self.digest}: NOT linearizable ({self.operations} calls); no order fits "
+            f"these calls (the longest linearizable prefix ends before them):\n  {lines}"
+        )
+
+
+def check_digest(digest: str, history: Iterable[Op], initial: State = None) -> Verdict:
+    """Whether the calls on one digest are linearizable (Lowe's WGL search)."""
+    ops = [op for op in history if op.digest == digest]
+    events: list[tuple[float, int, int]] = []
+    for n, op in enumerate(ops):
+        # At equal times a call sorts before a return: more overlap, never a false alarm.
+        events.append((op.call, 0, n))
+        events.append((op.ret, 1, n))
+    events.sort()
+    head = _Entry(None, False, -1)
+    calls: dict[int, _Entry] = {}
+    last = head
+    for _, is_return, n in events:
+        entry = _Entry(ops[n], not is_return, n)
+        if is_return:
+            calls[n].match = entry
+        else:
+            calls[n] = entry
+        last.next, entry.prev, last = entry, last, entry
+
+    def lift(entry: _Entry) -> None:
+        for node in (entry, entry.match):
+            assert node is not None
+            assert node.prev is not None
+            node.prev.next = node.next
+            if node.next is not None:
+                node.next.prev = node.prev
+
+    def unlift(entry: _Entry) -> None:
+        for node in (entry.match, entry):
+            assert node is not None
+            assert node.prev is not None
+            node.prev.next = node
+            if node.next is not None:
+                node.next.prev = node
+
+    state: State = initial
+    linearized = 0
+    seen: set[tuple[int, State]] = set()
+    stack: list[tuple[_Entry, State]] = []
+    best, stuck = -1, list[Op]()
+    entry = head.next
+    while head.next is not None:
+        assert entry is not None
+        if entry.is_call:
+            assert entry.op is not None
+            ok, after = step(state, entry.op)
+            if ok:
+                key = (linearized | 1 << entry.id, after)
+                if key not in seen:
+                    seen.add(key)
+                    stack.append((entry, state))
+                    state, linearized = after, key[0]
+                    lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+            continue
+        # A return whose call is not linearized yet: back up.
+        if len(stack) > best:
+            best, stuck = len(stack), _window(head)
+        if not stack:
+            return Verdict(digest, False, len(ops), stuck)
+        top, state = stack.pop()
+        linearized &= ~(1 << top.id)
+        unlift(top)
+        entry = top.next
+    return Verdict(digest, True, len(ops))
+
+
+def _window(head: _Entry, size: int = 8) -> list[Op]:
+    """The first calls still to place: where the search got stuck."""
+    found: list[Op] = []
+    entry = head.next
+    while entry is not None and len(found) < size:
+        if entry.is_call and entry.op is not None:
+            found.append(entry.op)
+        entry = entry.next
+    return found
+
+
+def check(history: Iterable[Op], initial: Callable[[str], State] | None = None) -> list[Verdict]:
+    """Check every digest of ``history``; ``initial`` gives a digest's state before it."""
+    ops = list(history)
+    digests = sorted({op.digest for op in ops})
+    return [check_digest(d, ops, initial(d) if initial else None) for d in digests]
+
+
+def assert_linearizable(history: Iterable[Op], **kwargs: Any) -> list[Verdict]:
+    """Fail with the offending calls unless every digest's history is linearizable."""
+    verdicts = check(history, **kwargs)
+    bad = [verdict for verdict in verdicts if not verdict.ok]
+    assert not bad, "\n".join(map(str, bad))
+    return verdicts
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """Records the calls a client makes on a cache, with invocation and completion times."""
+
+    cache: BlobCache
+    client: str = ""
+    history: list[Op] = field(default_factory=list)
+
+    @contextmanager
+    def _timed(self, kind: str, digest: str, path: str | None) -> Iterator[list[Any]]:
+        box: list[Any] = []
+        started = time.monotonic_ns()
+        try:
+            yield box
+        except StoreUnavailable:
+            if kind in ("put", "delete"):
+                self.history.append(Op(kind, digest, path, UNKNOWN, started, math.inf, self.client))
+            raise
+        finished = time.monotonic_ns()
+        result = box[0] if box else None
+        self.history.append(Op(kind, digest, path, result, started, finished, self.client))
+
+    def put(self, digest: str, path: str) -> None:
+        with self._timed("put", digest, path):
+            self.cache.put(digest, path)
+
+    def delete(self, digest: str, path: str) -> None:
+        with self._timed("delete", digest, path):
+            self.cache.delete(digest, path)
+
+    def get_all(self, digest: str) -> list[str] | str:
+        with self._timed("get_all", digest, None) as box:
+            try:
+                box.append(self.cache.get_all(digest))
+            except CacheMiss:
+                box.append(MISS)
+        result: list[str] | str = box[0]
+        return result
+
+    def get(self, digest: str) -> str:
+        with self._timed("get", digest, None) as box:
+            try:
+                box.append(self.cache.get(digest))
+            except CacheMiss:
+                box.append(MISS)
+        result: str = box[0]
+        return result
+
+    def has(self, digest: str, path: str) -> bool:
+        with self._timed("has", digest, path) as box:
+            box.append(self.cache.has(digest, path))
+        result: bool = box[0]
+        return result
