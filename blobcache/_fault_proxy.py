@@ -170,6 +170,9 @@ class FaultProxy:
     def close(self) -> None:
         """Stop listening and close every connection."""
         self._closed.set()
+        with suppress(OSError):
+            # Wakes the accept() blocked in the proxy's thread (close alone does not).
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             connections = list(self._connections)

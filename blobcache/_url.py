@@ -18,8 +18,10 @@ URL_ENV = "BLOBCACHE_URL"
 
 _DYNAMODB_KEYS = ("region", "endpoint_url")
 # The user-information part of any URL inside a text: "scheme://user:secret@".
+# Bounded repeats and a lookbehind keep it linear on a hostile megabyte-long URL.
 _USERINFO = re.compile(
-    r"([A-Za-z][A-Za-z0-9+.-]*(?::|%3[Aa])(?://|%2[Ff]%2[Ff]))[^/?#@\s]*?(@|%40)"
+    r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}(?::|%3[Aa])(?://|%2[Ff]%2[Ff]))"
+    r"[^/?#@\s]{0,4096}?(@|%40)"
 )
 # A region name as botocore accepts one: a DNS label (AWS names look like "eu-west-1").
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")

@@ -153,7 +153,6 @@ class SQLiteBackend:
         a version and both of blobcache's tables.
         """
         (version,) = connection.execute("PRAGMA user_version").fetchone()
-        self._refuse_newer(version)
         tables = {
             name
             for (name,) in connection.execute(
@@ -167,6 +166,7 @@ class SQLiteBackend:
                 f"{len(tables)} table(s) of another application, schema version {version}); "
                 "it was left untouched: point blobcache at a file of its own"
             )
+        self._refuse_newer(version)
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
