@@ -95,16 +95,19 @@ class _Entry:
 
 @dataclass
 class Verdict:
-    """The outcome for one digest: ``ok``, and when not, the calls around the failure."""
+    """The outcome for one digest: ``ok`` (``None``: the search ran out of its time
+    budget, undecided), and when not ok, the calls around the failure."""
 
     digest: str
-    ok: bool
+    ok: bool | None
     operations: int
     stuck_at: list[Op] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.ok:
             return f"{self.digest}: linearizable ({self.operations} calls)"
+        if self.ok is None:
+            return f"{self.digest}: undecided within the time budget ({self.operations} calls)"
         lines = "\n  ".join(map(str, self.stuck_at))
         return (
             f"{self.digest}: NOT linearizable ({self.operations} calls); no order fits "
@@ -112,8 +115,12 @@ class Verdict:
         )
 
 
-def check_digest(digest: str, history: Iterable[Op], initial: State = None) -> Verdict:
-    """Whether the calls on one digest are linearizable (Lowe's WGL search)."""
+def check_digest(
+    digest: str, history: Iterable[Op], initial: State = None, budget: float | None = None
+) -> Verdict:
+    """Whether the calls on one digest are linearizable (Lowe's WGL search); the search
+    gives up, undecided, after ``budget`` seconds."""
+    deadline = math.inf if budget is None else time.monotonic() + budget
     ops = [op for op in history if op.digest == digest]
     events: list[tuple[float, int, int]] = []
     for n, op in enumerate(ops):
@@ -154,8 +161,12 @@ def check_digest(digest: str, history: Iterable[Op], initial: State = None) -> V
     stack: list[tuple[_Entry, State]] = []
     best, stuck = -1, list[Op]()
     entry = head.next
+    steps = 0
     while head.next is not None:
         assert entry is not None
+        steps += 1
+        if steps % 10_000 == 0 and time.monotonic() > deadline:
+            return Verdict(digest, None, len(ops))
         if entry.is_call:
             assert entry.op is not None
             ok, after = step(state, entry.op)
@@ -193,17 +204,25 @@ def _window(head: _Entry, size: int = 8) -> list[Op]:
     return found
 
 
-def check(history: Iterable[Op], initial: Callable[[str], State] | None = None) -> list[Verdict]:
+def check(
+    history: Iterable[Op],
+    initial: Callable[[str], State] | None = None,
+    budget: float | None = None,
+) -> list[Verdict]:
     """Check every digest of ``history``; ``initial`` gives a digest's state before it."""
-    ops = list(history)
-    digests = sorted({op.digest for op in ops})
-    return [check_digest(d, ops, initial(d) if initial else None) for d in digests]
+    by_digest: dict[str, list[Op]] = {}
+    for op in history:
+        by_digest.setdefault(op.digest, []).append(op)
+    return [
+        check_digest(digest, ops, initial(digest) if initial else None, budget)
+        for digest, ops in sorted(by_digest.items())
+    ]
 
 
 def assert_linearizable(history: Iterable[Op], **kwargs: Any) -> list[Verdict]:
     """Fail with the offending calls unless every digest's history is linearizable."""
     verdicts = check(history, **kwargs)
-    bad = [verdict for verdict in verdicts if not verdict.ok]
+    bad = [verdict for verdict in verdicts if verdict.ok is not True]
     assert not bad, "\n".join(map(str, bad))
     return verdicts
 
