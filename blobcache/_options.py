@@ -56,6 +56,13 @@ class Options:
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
+    #: Items per batch a bulk call (put_many, get_many, delete_many) hands the backend;
+    #: on SQLite one transaction per batch, on DynamoDB at most this many in flight.
+    batch_size: int = 1000
+    #: Concurrent requests a remote backend may have in flight for one bulk call (DynamoDB).
+    workers: int = 8
+    #: SQLite connections kept open for reuse; a thread beyond them opens and closes its own.
+    pool_size: int = 8
 
     def __post_init__(self) -> None:
         # Upper bounds too: an absurd value passes here and misbehaves much later (an
@@ -89,6 +96,10 @@ class Options:
             1 <= self.max_pool_connections <= 1000,
             "a positive integer, at most 1000",
         )
+        for name in ("batch_size", "workers", "pool_size"):
+            _require(
+                name, 1 <= getattr(self, name) <= 100_000, "a positive integer, at most 100000"
+            )
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
         _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")
         _require(

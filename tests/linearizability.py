@@ -132,12 +132,12 @@ def check_digest(
     calls: dict[int, _Entry] = {}
     last = head
     for _, is_return, n in events:
-        entry = _Entry(ops[n], not is_return, n)
+        event = _Entry(ops[n], not is_return, n)
         if is_return:
-            calls[n].match = entry
+            calls[n].match = event
         else:
-            calls[n] = entry
-        last.next, entry.prev, last = entry, last, entry
+            calls[n] = event
+        last.next, event.prev, last = event, last, event
 
     def lift(entry: _Entry) -> None:
         for node in (entry, entry.match):
@@ -160,7 +160,7 @@ def check_digest(
     seen: set[tuple[int, State]] = set()
     stack: list[tuple[_Entry, State]] = []
     best, stuck = -1, list[Op]()
-    entry = head.next
+    entry: _Entry | None = head.next
     steps = 0
     while head.next is not None:
         assert entry is not None
