@@ -3,11 +3,12 @@ memoisation, as in Porcupine).
 
 A history is a list of `Op`: what was called (``put``, ``delete``, ``get_all``, ``has``,
 ``get``), with what, what it returned, and when it was invoked and completed (one clock:
-``time.monotonic_ns`` is system-wide on Linux, so threads and processes share it). A call
-that raised `StoreUnavailable` is *indeterminate*: it may or may not have taken effect, at
-any instant after its invocation, even after it returned (a stalled request lands late).
-Such a write gets an infinite completion time and no result to match; such a read is
-dropped. A call that raised anything else took no effect and is dropped too.
+``time.monotonic_ns`` is system-wide on Linux, so threads and processes share it). A write
+that raised `StoreUnavailable` saying its outcome is unknown is *indeterminate*: it may or
+may not have taken effect, at any instant after its invocation, even after it returned (a
+stalled request lands late); it gets an infinite completion time and no result to match.
+Every other call that raised is recorded as having done nothing (dropped), which holds
+blobcache to its promise that such a call changed nothing.
 
 The history is linearizable when some order of the calls, each placed at one instant
 between its invocation and its completion, gives every determinate call the result the
@@ -31,6 +32,8 @@ State = tuple[str, frozenset[str]] | None
 #: A result that was never seen (an indeterminate call): any result matches.
 UNKNOWN = object()
 MISS = "<miss>"
+#: What the message of a write that may or may not have taken effect says (docs/usage.md).
+UNKNOWN_OUTCOME = "may or may not have taken effect"
 
 
 @dataclass(frozen=True)
@@ -244,8 +247,10 @@ class Recorder:
         started = time.monotonic_ns()
         try:
             yield box
-        except StoreUnavailable:
-            if kind in ("put", "delete"):
+        except StoreUnavailable as exc:
+            # The documented promise, checked: only a write whose error says its outcome is
+            # unknown may have taken effect; any other failed call must have changed nothing.
+            if kind in ("put", "delete") and UNKNOWN_OUTCOME in str(exc):
                 self.history.append(Op(kind, digest, path, UNKNOWN, started, math.inf, self.client))
             raise
         finished = time.monotonic_ns()
