@@ -18,6 +18,7 @@ per digest (P-compositionality).
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,8 +30,15 @@ from blobcache import BlobCache, CacheMiss, StoreUnavailable
 
 #: One digest's state in the sequential model: (original, paths), or None for no entry.
 State = tuple[str, frozenset[str]] | None
-#: A result that was never seen (an indeterminate call): any result matches.
-UNKNOWN = object()
+
+
+class _Unknown(enum.Enum):
+    UNKNOWN = "?"
+
+
+#: A result that was never seen (an indeterminate call): any result matches. An enum
+#: member, so it survives pickling from a worker process as the same object.
+UNKNOWN = _Unknown.UNKNOWN
 MISS = "<miss>"
 #: What the message of a write that may or may not have taken effect says (docs/usage.md).
 UNKNOWN_OUTCOME = "may or may not have taken effect"

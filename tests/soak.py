@@ -3,7 +3,7 @@
     python -m tests.soak --duration 600          # what ``make soak`` runs (10 minutes)
     python -m tests.soak --duration 30 --backends sqlite
 
-For each backend in turn, worker threads (some through the faults, some not) put,
+For each backend in turn, worker threads and processes (most through the faults) put,
 delete and read paths on a large pool of digests and on one *sampled* digest at a time
 (a new one every ``--window`` seconds, so each recorded history stays small enough to
 check). Afterwards it checks the invariants of every stored item and the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -28,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from blobcache import BlobCache, StoreUnavailable
@@ -110,12 +111,13 @@ class Tally:
     history: list[Op] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class Sampler:
-    """The digest under observation, a new one every ``window`` seconds."""
+    """The digest under observation, a new one every ``window`` seconds from ``started``
+    (``time.monotonic`` is system-wide, so worker processes agree on it)."""
 
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self.started = time.monotonic()
+    window: float
+    started: float
 
     def current(self) -> str:
         return digest_of(10**9 + int((time.monotonic() - self.started) / self.window))
@@ -156,13 +158,29 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
-def soak(name: str, seconds: float, threads: int, window: float, rate: float, seed: int) -> int:
+def soak(
+    name: str,
+    seconds: float,
+    threads: int,
+    processes: int,
+    window: float,
+    rate: float,
+    seed: int,
+) -> int:
     """Soak one backend; print the report; return the number of violations."""
-    print(f"== {name}: {seconds:.0f} s, {threads} threads, fault rate {rate}", flush=True)
+    print(
+        f"== {name}: {seconds:.0f} s, {threads} threads and {processes} processes, "
+        f"fault rate {rate}",
+        flush=True,
+    )
     with BACKENDS[name](rate, seed) as target:
-        deadline = time.monotonic() + seconds
-        sampler = Sampler(window)
-        with ThreadPoolExecutor(threads) as pool:
+        sampler = Sampler(window, time.monotonic())
+        deadline = sampler.started + seconds
+        context = multiprocessing.get_context("spawn")
+        with (
+            ThreadPoolExecutor(threads) as pool,
+            ProcessPoolExecutor(max(processes, 1), mp_context=context) as spawned,
+        ):
             futures = [
                 pool.submit(
                     work,
@@ -171,9 +189,13 @@ def soak(name: str, seconds: float, threads: int, window: float, rate: float, se
                     deadline,
                     sampler,
                     seed + n,
-                    f"w{n}",
+                    f"t{n}",
                 )
                 for n in range(threads)
+            ]
+            futures += [
+                spawned.submit(work, target.faulty_url, deadline, sampler, seed + 100 + n, f"p{n}")
+                for n in range(processes)
             ]
             tallies = [future.result() for future in futures]
         target.stop()
@@ -211,7 +233,8 @@ def soak(name: str, seconds: float, threads: int, window: float, rate: float, se
         print(f"  {kind:<22} {injected[kind]:>8}")
     print(f"invariants: {invariants}")
     print(
-        f"linearizability: {len(verdicts)} sampled digests, {len(history)} recorded calls, "
+        f"linearizability: {len(verdicts)} sampled digests, {len(history)} recorded calls "
+        f"from {len({call.client for call in history})} clients, "
         f"{len(bad)} violations, {len(undecided)} undecided, checked in {checked:.1f} s"
     )
     for verdict in bad:
@@ -231,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600, help="seconds in all")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--threads", type=int, default=6)
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--window", type=float, default=5.0, help="seconds per sampled digest")
     parser.add_argument("--rate", type=float, default=0.05, help="share of faulty requests")
     parser.add_argument("--seed", type=int, default=13)
@@ -241,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
     each = args.duration / len(names)
     violations = sum(
-        soak(name, each, args.threads, args.window, args.rate, args.seed) for name in names
+        soak(name, each, args.threads, args.processes, args.window, args.rate, args.seed)
+        for name in names
     )
     print(f"== total violations: {violations}")
     return 1 if violations else 0
