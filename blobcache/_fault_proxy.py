@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import socket
 import struct
 import threading
@@ -34,6 +35,12 @@ FAULTS: dict[str, bool] = {
     # The response arrives whole but one byte of its body is changed in transit.
     "corrupt_body": True,
 }
+
+#: The faults that make sense on Redis's protocol (RESP): it has no status codes and no
+#: checksum (a changed byte is a different answer, which only TLS can prevent), and a
+#: "throttle" is a ``-BUSY`` reply, which Redis sends without running the command.
+RESP_FAULTS = ("reset", "stall", "throttle", "drop_after_apply", "cut_body")
+_RESP_BUSY = b"-BUSY Redis is busy running a script (injected)\r\n"
 
 _THROTTLE_BODY = json.dumps(
     {
@@ -74,25 +81,36 @@ class _Message:
     head: bytes
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    #: The DynamoDB operation (``UpdateItem``) or the Redis command (``EVALSHA``).
+    operation: str = ""
 
 
 class FaultProxy:
-    """A loopback HTTP/1.1 proxy in front of ``upstream`` that injects faults on demand.
+    """A loopback proxy in front of ``upstream`` that injects faults on demand.
 
-    Point a cache's ``endpoint_url`` at `endpoint`; every request is forwarded unchanged
-    unless a fault is due. Faults are planned (`inject`: the next matching requests) or
-    random (`inject_randomly`: a share of the matching requests, seeded). `injected`
-    counts what was injected. Requests are matched by their DynamoDB operation, read from
-    the ``X-Amz-Target`` header (``"UpdateItem"``...).
+    ``upstream`` is an ``http://`` server (DynamoDB's protocol: every fault of `FAULTS`)
+    or a ``redis://`` one (RESP: the faults of `RESP_FAULTS`). Point a cache at
+    `endpoint`; every request is forwarded unchanged unless a fault is due, one request
+    at a time per connection. Faults are planned (`inject`: the next matching requests)
+    or random (`inject_randomly`: a share of the matching requests, seeded). `injected`
+    counts what was injected. Requests are matched by their operation: the DynamoDB
+    operation from the ``X-Amz-Target`` header (``"UpdateItem"``...), or the Redis
+    command (``"EVALSHA"``...).
 
     .. versionadded:: 0.2
     """
 
     def __init__(self, upstream: str, *, stall_seconds: float = 2.0) -> None:
         parts = urlsplit(upstream)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the fault proxy forwards to an http:// URL, not {upstream!r}")
-        self.upstream = (parts.hostname, parts.port or 80)
+        if parts.scheme not in ("http", "redis") or not parts.hostname:
+            raise ValueError(
+                f"the fault proxy forwards to an http:// or redis:// URL, not {upstream!r}"
+            )
+        #: ``"http"`` (DynamoDB and other HTTP/1.1 servers) or ``"resp"`` (Redis).
+        self.protocol = "http" if parts.scheme == "http" else "resp"
+        #: The faults this proxy can inject on its protocol.
+        self.faults = tuple(FAULTS) if self.protocol == "http" else RESP_FAULTS
+        self.upstream = (parts.hostname, parts.port or (80 if parts.scheme == "http" else 6379))
         self.stall_seconds = stall_seconds
         self._lock = threading.Lock()
         self._planned: list[_Planned] = []
@@ -103,8 +121,8 @@ class FaultProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._connections: set[socket.socket] = set()
         host, port = self._listener.getsockname()[:2]
-        #: The URL to give as ``endpoint_url``.
-        self.endpoint = f"http://{host}:{port}"
+        #: The URL to connect to instead of ``upstream`` (``endpoint_url`` for DynamoDB).
+        self.endpoint = f"{parts.scheme}://{host}:{port}"
         self._thread = threading.Thread(target=self._accept, daemon=True, name="fault-proxy")
         self._thread.start()
 
@@ -133,12 +151,13 @@ class FaultProxy:
     def inject_randomly(
         self,
         rate: float,
-        kinds: Collection[str] = tuple(FAULTS),
+        kinds: Collection[str] | None = None,
         *,
         operations: Collection[str] | None = None,
         seed: int = 0,
     ) -> None:
-        """Inject one of ``kinds`` into a ``rate`` share of requests (0 stops)."""
+        """Inject one of ``kinds`` (all this protocol's) into a ``rate`` share of requests."""
+        kinds = self.faults if kinds is None else tuple(kinds)
         for kind in kinds:
             self._check(kind)
         with self._lock:
@@ -186,10 +205,12 @@ class FaultProxy:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @staticmethod
-    def _check(kind: str) -> None:
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; known faults: {', '.join(FAULTS)}")
+    def _check(self, kind: str) -> None:
+        if kind not in self.faults:
+            raise ValueError(
+                f"unknown fault {kind!r} for {self.protocol}; known faults: "
+                f"{', '.join(self.faults)}"
+            )
 
     def _choose(self, operation: str) -> _Planned | None:
         with self._lock:
@@ -227,14 +248,13 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
-        reader = _Reader(client)
+        reader = _Reader(client, self.protocol)
         try:
             while not self._closed.is_set():
                 request = reader.message(is_request=True)
                 if request is None:
                     return
-                target = request.headers.get("x-amz-target", "")
-                planned = self._choose(target.rsplit(".", 1)[-1])
+                planned = self._choose(request.operation)
                 kind = planned.kind if planned else None
                 if kind == "reset":
                     self._strike(planned)
@@ -242,7 +262,11 @@ class FaultProxy:
                     return
                 if kind == "throttle":
                     self._strike(planned)
-                    client.sendall(_response(400, "application/x-amz-json-1.0", _THROTTLE_BODY))
+                    client.sendall(
+                        _RESP_BUSY
+                        if self.protocol == "resp"
+                        else _response(400, "application/x-amz-json-1.0", _THROTTLE_BODY)
+                    )
                     continue
                 if kind == "stall" and self._closed.wait(self.stall_seconds):
                     return
@@ -282,32 +306,32 @@ class FaultProxy:
     def _forward(
         self, upstream: socket.socket | None, request: _Message
     ) -> tuple[socket.socket | None, _Message]:
-        """Send ``request`` upstream (reconnecting once if the kept connection died)."""
-        for attempt in (0, 1):
-            if upstream is None:
-                upstream = socket.create_connection(self.upstream, timeout=60)
-            try:
-                upstream.sendall(request.head + request.body)
-                response = _Reader(upstream).message(is_request=False)
-            except OSError:
-                response = None
-            if response is not None:
-                if response.headers.get("connection", "").lower() == "close":
-                    _close(upstream)
-                    upstream = None
-                return upstream, response
+        """Send ``request`` upstream once and read the answer.
+
+        A kept connection the server has closed is replaced before sending, never
+        after: the proxy itself must not resend a request the server may have applied.
+        """
+        if upstream is not None and _is_dropped(upstream):
             _close(upstream)
             upstream = None
-            if attempt:
-                break
-        raise OSError("the upstream server closed the connection")
+        if upstream is None:
+            upstream = socket.create_connection(self.upstream, timeout=60)
+        upstream.sendall(request.head + request.body)
+        response = _Reader(upstream, self.protocol).message(is_request=False)
+        if response is None:
+            raise OSError("the upstream server closed the connection without answering")
+        if response.headers.get("connection", "").lower() == "close":
+            _close(upstream)
+            upstream = None
+        return upstream, response
 
 
 class _Reader:
     """Reads HTTP/1.1 messages (Content-Length or chunked bodies) off a socket."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, protocol: str = "http") -> None:
         self.sock = sock
+        self.protocol = protocol
         self.buffer = b""
 
     def _fill(self) -> bool:
@@ -330,6 +354,8 @@ class _Reader:
         return line
 
     def message(self, *, is_request: bool) -> _Message | None:
+        if self.protocol == "resp":
+            return self._resp_message()
         while b"\r\n\r\n" not in self.buffer:
             if not self._fill():
                 if self.buffer:
@@ -357,7 +383,38 @@ class _Reader:
             head = b"\r\n".join([*lines, b"Content-Length: %d" % len(body)])
         else:
             body = self._take(int(headers.get("content-length", "0")))
-        return _Message(head + b"\r\n\r\n", body, headers)
+        operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+        return _Message(head + b"\r\n\r\n", body, headers, operation)
+
+    def _resp_message(self) -> _Message | None:
+        """One RESP2/RESP3 value, raw; for a command, its name is the operation."""
+        if not self.buffer and not self._fill():
+            return None
+        raw, words = self._resp_value()
+        operation = words[0].decode("latin-1").upper() if words else ""
+        return _Message(b"", raw, {}, operation)
+
+    def _resp_value(self) -> tuple[bytes, list[bytes]]:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        raw = line + b"\r\n"
+        words: list[bytes] = []
+        if kind in (b"$", b"=", b"!") and int(rest) >= 0:
+            data = self._take(int(rest) + 2)
+            raw += data
+            words.append(data[:-2])
+        elif kind in (b"*", b"~", b">", b"%", b"|") and int(rest) > 0:
+            count = int(rest) * (2 if kind in (b"%", b"|") else 1)
+            for _ in range(count):
+                element, inner = self._resp_value()
+                raw += element
+                words += inner[:1]
+            if kind == b"|":  # an attribute precedes the value it describes
+                value, inner = self._resp_value()
+                raw += value
+        elif kind not in b"+-:_,#(*$~>%|=!":
+            words = line.split()  # an inline command
+        return raw, words
 
 
 def _response(status: int, content_type: str, body: bytes) -> bytes:
@@ -367,6 +424,17 @@ def _response(status: int, content_type: str, body: bytes) -> bytes:
         f"Content-Length: {len(body)}\r\nx-amz-crc32: {crc32(body) & 0xFFFFFFFF}\r\n"
         "x-amzn-RequestId: injected\r\n\r\n"
     ).encode() + body
+
+
+def _is_dropped(sock: socket.socket) -> bool:
+    """Whether the peer has closed a kept connection (readable, with nothing to read)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _reset(sock: socket.socket) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 # Standard library only, like the rest of this module; re-exported for applications.
 from blobcache._fault_proxy import FAULTS as FAULTS
+from blobcache._fault_proxy import RESP_FAULTS as RESP_FAULTS
 from blobcache._fault_proxy import FaultProxy as FaultProxy
 from blobcache._fault_proxy import fault_proxy as fault_proxy
 

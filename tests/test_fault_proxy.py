@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
+import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from blobcache import StoreUnavailable
-from blobcache.testing import FAULTS, FaultProxy
+from blobcache.testing import FAULTS, FaultProxy, fault_proxy, free_port
 from tests.helpers import REGION, CacheFactory, backend_of, digest_of
 
 pytest_plugins = ["pytester"]
@@ -55,3 +60,73 @@ def test_the_documented_example_runs(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_example=example)
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=1)
+
+
+def resp(*words: str) -> bytes:
+    """A Redis command in RESP, as redis-py sends it."""
+    encoded = [word.encode() for word in words]
+    return b"*%d\r\n" % len(encoded) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(word), word) for word in encoded
+    )
+
+
+def ask(port: int, command: bytes) -> bytes:
+    """Send one command and read one reply line (enough for these replies), or b"" on a
+    reset or closed connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(command)
+        reply = b""
+        try:
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return b""
+                reply += chunk
+        except ConnectionResetError:
+            return b""
+        return reply
+
+
+@pytest.fixture
+def redis_port() -> Iterator[int]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if ask(port, resp("PING")) == b"+PONG\r\n":
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class TestRedisProtocol:
+    """In front of Redis, the proxy speaks RESP: the same faults where they make sense."""
+
+    def test_faults_on_resp(self, redis_port: int) -> None:
+        with fault_proxy(f"redis://127.0.0.1:{redis_port}") as proxy:
+            assert proxy.endpoint.startswith("redis://127.0.0.1:")
+            port = int(proxy.endpoint.rsplit(":", 1)[1])
+            assert ask(port, resp("SET", "plain", "1")) == b"+OK\r\n"
+            proxy.inject("drop_after_apply", operations=["SET"])
+            assert ask(port, resp("SET", "dropped", "1")) == b""
+            assert ask(redis_port, resp("EXISTS", "dropped")) == b":1\r\n"  # applied
+            proxy.inject("throttle", operations=["SET"])
+            assert ask(port, resp("SET", "busy", "1")).startswith(b"-BUSY")
+            assert ask(redis_port, resp("EXISTS", "busy")) == b":0\r\n"  # not applied
+            proxy.inject("reset")
+            assert ask(port, resp("SET", "reset", "1")) == b""
+            assert ask(redis_port, resp("EXISTS", "reset")) == b":0\r\n"
+            assert proxy.injected == {"drop_after_apply": 1, "throttle": 1, "reset": 1}
+            with pytest.raises(ValueError, match="unknown fault 'corrupt_body' for resp"):
+                proxy.inject("corrupt_body")
