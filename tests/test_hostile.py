@@ -206,6 +206,19 @@ class TestAbsurdOptions:
             BlobCache.from_url(url)
         assert not (tmp_path / "x.db").exists()
 
+    def test_region_from_the_environment(
+        self, make_cache: CacheFactory, monkeypatch: pytest.MonkeyPatch, dynalite_endpoint: str
+    ) -> None:
+        """A bad region from the environment is a ConfigurationError at the first call,
+        not StoreUnavailable."""
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "no such region")
+        url = f"dynamodb:///blobs?endpoint_url={dynalite_endpoint}"
+        cache = make_cache("dynalite", url=url, create=False)
+        with pytest.raises(BlobCacheError) as raised:
+            cache.get(D)
+        assert type(raised.value) is ConfigurationError
+        assert "region" in str(raised.value)
+
     def test_largest_busy_timeout_works(self, tmp_path: Path) -> None:
         """The largest accepted busy_timeout still waits (it does not overflow)."""
         url = f"sqlite:///{tmp_path / 'c.db'}?busy_timeout=2147483"

@@ -277,7 +277,7 @@ class DynamoDBBackend:
             what = f"DynamoDB answered {what or 'an error'}"
         else:
             what = str(exc)
-        what = redact(shorten(what))
+        what = shorten(redact(what))
         if unknown:
             message = (
                 f"a write to DynamoDB table {self.target!r} failed after it was sent ({what}); "
