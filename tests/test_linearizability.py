@@ -241,6 +241,30 @@ class TestFaultyHistories:
         assert_linearizable(history)
         assert_invariants(read_raw(direct))
 
+    def test_processes_through_faults(
+        self, pair: tuple[BlobCache, BlobCache], proxy: FaultProxy
+    ) -> None:
+        """Two processes and two threads through the proxy, every fault mixed in, two
+        threads direct: linearizable across processes too."""
+        direct, faulty = pair
+        proxy.inject_randomly(0.2, seed=7)
+        url = url_of(faulty)  # through the proxy
+        assert proxy.endpoint in url
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=context) as processes:
+            remote = [
+                processes.submit(history_in_process, url + "&read_timeout=0.5", f"p{n}", 200 + n)
+                for n in (0, 1)
+            ]
+            history = run_threads([faulty] * 2 + [direct] * 2, operations=30)
+            for future in remote:
+                history += future.result(timeout=300)
+        proxy.clear()
+        assert {call.client for call in history} >= {"p0", "p1"}
+        assert sum(proxy.injected.values()) > 0
+        assert_linearizable(history)
+        assert_invariants(read_raw(direct))
+
 
 # -- the two histories of issue 13, built exactly --------------------------------------------
 
