@@ -387,3 +387,31 @@ class TestBrokenRewrite:
         (verdict,) = check(history, initial=lambda _: initial)
         assert verdict.ok is not broken
         assert (s.history[-1].result == ["/a", "/b"]) is not broken
+
+
+class TestUnconditionalDelete:
+    def test_caught(self, make_cache: CacheFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A backend whose one-request delete drops its condition removes the original
+        from the set without promoting another: readers still see the deleted path, and
+        the checker says the history is not linearizable."""
+        from blobcache._backends.dynamodb import DynamoDBBackend
+
+        real_update = DynamoDBBackend._update
+
+        def unconditional(self: Any, digest: str, expression: str, values: Any, *rest: Any) -> None:
+            if expression.startswith("DELETE"):
+                paths = {":paths": values[":paths"]}
+                real_update(self, digest, expression, paths, None, {"#paths": "DuplicateBlobPath"})
+                return
+            real_update(self, digest, expression, values, *rest)
+
+        cache = make_cache("dynalite")
+        recorder = Recorder(cache, "A")
+        recorder.put(D, "/o")
+        recorder.put(D, "/a")
+        monkeypatch.setattr(DynamoDBBackend, "_update", unconditional)
+        recorder.delete(D, "/o")
+        monkeypatch.undo()
+        assert recorder.get_all(D) == ["/o", "/a"]  # the deleted original is still read
+        (verdict,) = check(recorder.history)
+        assert verdict.ok is False
