@@ -24,11 +24,13 @@ class Options:
     .. versionadded:: 0.1
     """
 
-    #: Seconds to wait for a TCP connection to DynamoDB.
+    #: Seconds to wait for a TCP connection to DynamoDB (at most 86400).
     connect_timeout: float = 5.0
-    #: Seconds to wait for a DynamoDB response.
+    #: Seconds to wait for a DynamoDB response (at most 86400).
     read_timeout: float = 10.0
-    #: Transport retries (network errors, throttling) per request, after the first try.
+    #: Retries per request after the first try (at most 100): a read after any transient
+    #: failure; a write only after one that provably had no effect (no connection could be
+    #: made, throttling), since a resent write could take effect twice.
     max_retries: int = 3
     #: Attempts of a conditional write that loses a race before giving up.
     max_attempts: int = 16
@@ -36,7 +38,8 @@ class Options:
     backoff: float = 0.005
     #: Seconds the back-off between conflicting attempts grows to at most.
     max_backoff: float = 0.5
-    #: HTTP connections kept open to DynamoDB, per cache (the most threads served at once).
+    #: HTTP connections kept open to DynamoDB, per cache (the most threads served at once;
+    #: at most 1000).
     max_pool_connections: int = 10
     #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
     consistent_read: bool = True
@@ -52,7 +55,8 @@ class Options:
     write_capacity: int | None = None
     #: Seconds create_table waits for a new table to become ACTIVE.
     table_wait_timeout: float = 60.0
-    #: Seconds a SQLite writer waits for the write lock before it retries.
+    #: Seconds a SQLite writer waits for the write lock before it retries (at most
+    #: 2147483, SQLite's limit).
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
