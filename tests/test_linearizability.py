@@ -311,15 +311,23 @@ def with_blind_resend(cache: BlobCache) -> None:
     )
 
 
+@pytest.fixture
+def patient_pair(make_cache: CacheFactory, proxy: FaultProxy) -> tuple[BlobCache, BlobCache]:
+    """As `pair`, with a read timeout long enough that A's call always waits for the proxy
+    to act: on a busy machine a short one could expire first and change the story."""
+    direct = make_cache("dynalite")
+    return direct, through(make_cache, proxy, backend_of(direct).target, read_timeout=60)
+
+
 @pytest.mark.parametrize("first", ["delete", "put"])
 class TestLostResponses:
     def test_a_write_takes_effect_at_most_once(
-        self, pair: tuple[BlobCache, BlobCache], proxy: FaultProxy, first: str
+        self, patient_pair: tuple[BlobCache, BlobCache], proxy: FaultProxy, first: str
     ) -> None:
         """The write whose response was lost is not resent: it raises StoreUnavailable
         saying the outcome is unknown, B's acknowledged call stands, and the history is
         linearizable."""
-        direct, faulty = pair
+        direct, faulty = patient_pair
         initial = seed_for(direct, first)
         history = lost_response_history(direct, faulty, proxy, first=first)
         (a_call,) = [call for call in history if call.client == "A"]
@@ -329,11 +337,11 @@ class TestLostResponses:
         assert_invariants(read_raw(direct))
 
     def test_the_checker_catches_a_blind_resend(
-        self, pair: tuple[BlobCache, BlobCache], proxy: FaultProxy, first: str
+        self, patient_pair: tuple[BlobCache, BlobCache], proxy: FaultProxy, first: str
     ) -> None:
         """With botocore resending (the old code), A's write applies twice, B's
         acknowledged call is undone, and the checker says so."""
-        direct, faulty = pair
+        direct, faulty = patient_pair
         with_blind_resend(faulty)
         initial = seed_for(direct, first)
         history = lost_response_history(direct, faulty, proxy, first=first)
