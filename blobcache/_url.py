@@ -23,6 +23,8 @@ _USERINFO = re.compile(
     r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}(?::|%3[Aa])(?://|%2[Ff]%2[Ff]))"
     r"[^/?#@\s]{0,4096}?(@|%40)"
 )
+# DynamoDB's table name characters (it also wants at least 3; the server says so).
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # A region name as botocore accepts one: a DNS label (AWS names look like "eu-west-1").
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -111,6 +113,11 @@ def _dynamodb(
     if netloc or not table or "/" in table:
         raise ConfigurationError(
             f"cannot read a table name from {_shown_url(url)}; write 'dynamodb:///TABLE?region=REGION'"
+        )
+    if not _TABLE.fullmatch(table):
+        raise ConfigurationError(
+            f"{shown(table)} is not a DynamoDB table name: use at most 255 letters, digits, "
+            "'_', '-' and '.'"
         )
     location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
     endpoint = location.get("endpoint_url")

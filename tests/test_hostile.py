@@ -270,6 +270,8 @@ class TestHostileOutput:
             "nosuch:///" + "u" * 1_000_000,
             "sqlite:///x.db?" + "k" * 1_000_000 + "=1",
             "sqlite:///x.db?max_retries=" + "9" * 1_000_000 + "x",
+            "dynamodb:///" + "t" * 1_000_000 + "?region=us-east-1",
+            "dynamodb:///blobs?region=" + "r" * 1_000_000,
         ):
             with pytest.raises(ConfigurationError) as raised:
                 BlobCache.from_url(url)
