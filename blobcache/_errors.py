@@ -123,7 +123,20 @@ class TableNotFound(BlobCacheError):
 
 
 class StoreUnavailable(BlobCacheError):
-    """The store could not be reached or kept refusing: network, timeouts, throttling."""
+    """The store could not be reached or kept refusing: network, timeouts, throttling.
+
+    ``outcome_unknown`` is ``True`` when a write reached the store and its answer was
+    lost (a timeout, a reset, a 5xx, a damaged response): it may or may not have taken
+    effect, at most once. ``False`` means the call changed nothing.
+
+    .. versionadded:: 0.2 ``outcome_unknown``
+    """
+
+    def __init__(
+        self, message: str, *, cause: BaseException | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message, cause=cause)
+        self.outcome_unknown = outcome_unknown
 
 
 class ConfigurationError(BlobCacheError):

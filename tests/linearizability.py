@@ -258,7 +258,8 @@ class Recorder:
         except StoreUnavailable as exc:
             # The documented promise, checked: only a write whose error says its outcome is
             # unknown may have taken effect; any other failed call must have changed nothing.
-            if kind in ("put", "delete") and UNKNOWN_OUTCOME in str(exc):
+            if kind in ("put", "delete") and exc.outcome_unknown:
+                assert UNKNOWN_OUTCOME in str(exc), "the message must say so too"  # noqa: PT017
                 self.history.append(Op(kind, digest, path, UNKNOWN, started, math.inf, self.client))
             raise
         finished = time.monotonic_ns()

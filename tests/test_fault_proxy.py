@@ -44,6 +44,7 @@ def test_each_fault_applies_the_write_or_not_as_documented(
         faulty.put(D, "/a")
     unknown = "may or may not have taken effect" in str(raised.value)
     assert unknown is (kind != "throttle")  # throttling is the one provable refusal
+    assert raised.value.outcome_unknown is unknown
     deadline = time.monotonic() + 30
     while kind == "stall" and not direct.has(D, "/a") and time.monotonic() < deadline:
         time.sleep(0.05)

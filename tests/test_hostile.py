@@ -84,8 +84,9 @@ class TestDamagedResponses:
         direct, faulty = proxied
         proxy.inject("corrupt_body", operations=["UpdateItem"])
         before = proxy.requests
-        with pytest.raises(StoreUnavailable, match="may or may not have taken effect"):
+        with pytest.raises(StoreUnavailable, match="may or may not have taken effect") as raised:
             faulty.put(D, "/a")
+        assert raised.value.outcome_unknown is True
         assert proxy.requests - before == 1
         assert read_raw(direct) == {D: ("/a", frozenset({"/a"}))}
 

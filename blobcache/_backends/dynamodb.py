@@ -291,7 +291,7 @@ class DynamoDBBackend:
                 "the endpoint and network, retry later, or raise connect_timeout/"
                 "read_timeout/max_retries"
             )
-        return StoreUnavailable(message, cause=exc)
+        return StoreUnavailable(message, cause=exc, outcome_unknown=unknown)
 
     def _translate(self, exc: ClientError, digest: str | None) -> BlobCacheError:
         error = exc.response.get("Error", {})
