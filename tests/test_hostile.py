@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,15 @@ from blobcache import (
 )
 from blobcache.cli import cli
 from blobcache.testing import FaultProxy, fault_proxy
-from tests.helpers import REGION, CacheFactory, backend_of, digest_of, read_raw, url_of
+from tests.helpers import (
+    REGION,
+    CacheFactory,
+    backend_of,
+    digest_of,
+    read_raw,
+    record_requests,
+    url_of,
+)
 
 D = digest_of(2)
 SECRET = "hunter2-s3cr3t"
@@ -285,3 +294,22 @@ class TestHostileOutput:
         result = run("--url", url, "import", input=line + "\n")
         assert result.exit_code == 1
         assert len(result.stderr) < 2000
+
+
+class TestSilentEndpoint:
+    """The request budget under timeouts: a write is sent once, a read up to
+    1 + max_retries times (this replaces test_dynamodb's two-sends expectation for put)."""
+
+    @pytest.mark.parametrize(("call", "sends", "unknown"), [("put", 1, True), ("get", 3, False)])
+    def test_sends(self, make_cache: CacheFactory, call: str, sends: int, unknown: bool) -> None:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            port = listener.getsockname()[1]
+            url = f"dynamodb:///t?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
+            cache = make_cache("dynalite", url=url, create=False, read_timeout=0.3, max_retries=2)
+            sent = record_requests(cache)
+            with pytest.raises(StoreUnavailable) as raised:
+                cache.put(D, "/a") if call == "put" else cache.get(D)
+        assert len(sent) == sends
+        assert raised.value.outcome_unknown is unknown
