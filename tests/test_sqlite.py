@@ -34,6 +34,8 @@ from tests.helpers import (
     backend_of,
     digest_of,
     read_raw,
+    run_together,
+    sqlite_connection,
 )
 
 #: One call as the model and the worker scripts see it: ("put" | "delete", digest, path).
@@ -123,8 +125,8 @@ class TestJournal:
         """``synchronous`` (per connection, not stored in the file) follows the option."""
         levels = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
         for name, level in levels.items():
-            backend: Any = make_cache("sqlite", synchronous=name)._backend
-            (value,) = backend._connection().execute("PRAGMA synchronous").fetchone()
+            connection = sqlite_connection(make_cache("sqlite", synchronous=name))
+            (value,) = connection.execute("PRAGMA synchronous").fetchone()
             assert value == level, name
 
 
@@ -162,31 +164,17 @@ class TestSharing:
         """Threads hammering one cache each get a connection, never an error, lose nothing."""
         cache = make_cache("sqlite")  # default options: the default busy_timeout
         threads, rounds = 8, 40
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
-        connections: list[object] = []
         per_thread = [operations(seed, rounds, digests=3) for seed in range(threads)]
-        backend: Any = backend_of(cache)
 
-        def work(ops: list[Operation]) -> None:
-            barrier.wait()
-            try:
-                for kind, digest, path in ops:
-                    getattr(cache, kind)(digest, path)
-                connections.append(backend._local.connection)
-            except BaseException as exc:
-                errors.append(exc)
+        def work(ops: list[Operation]) -> sqlite3.Connection:
+            for kind, digest, path in ops:
+                getattr(cache, kind)(digest, path)
+            return sqlite_connection(cache)
 
-        workers = [threading.Thread(target=work, args=(ops,)) for ops in per_thread]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-
-        assert errors == []
+        connections = run_together(work, per_thread)  # re-raises any thread's error
         # One connection per worker, none shared, none the creating thread's.
         assert len({id(c) for c in connections}) == threads
-        assert backend._local.connection not in connections
+        assert sqlite_connection(cache) not in connections
         # Each thread writes its own paths, so only the paths per digest are predictable.
         expected: dict[str, set[str]] = {}
         for ops in per_thread:
@@ -464,8 +452,7 @@ class TestFork:
         cache = make_cache("sqlite")
         cache.put(digest_of(1), "/parent/a")
         cache.put(digest_of(1), "/parent/b")
-        backend: Any = backend_of(cache)
-        parent_connection = backend._connection()
+        parent_connection = sqlite_connection(cache)
 
         context = multiprocessing.get_context("fork")
         results = context.Queue()
@@ -483,7 +470,7 @@ class TestFork:
         # Another child may already have deleted /parent/a.
         possible = (["/parent/a", "/parent/b"], ["/parent/b"])
         assert all(status == "ok" and seen in possible for status, seen in outcomes), outcomes
-        assert backend._connection() is parent_connection
+        assert sqlite_connection(cache) is parent_connection
         assert cache.get_all(digest_of(1)) == ["/parent/b"]
         assert cache.get_all(digest_of(2)) == [f"/child/{n:02}" for n in range(20)]
         cache.put(digest_of(4), "/parent/after")
@@ -493,4 +480,4 @@ class TestFork:
         stored = read_raw(cache)
         assert_invariants(stored)
         assert len(stored[digest_of(3)][1]) == 20
-        assert integrity(backend.target) == "ok"
+        assert integrity(backend_of(cache).target) == "ok"

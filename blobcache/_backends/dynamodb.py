@@ -28,14 +28,12 @@ from blobcache._errors import (
     StoreUnavailable,
     TableNotFound,
 )
-from blobcache._model import BlobRecord
+from blobcache._model import DIGEST, LEGACY_PATHS, ORIGINAL, PATHS, key_schema
 from blobcache._options import Options
 from blobcache._url import Location
 
-_NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
-_HASH_KEY = "Digest"
-#: The seed's legacy layout kept every path here, with no original.
-LEGACY_ATTRIBUTE = "BlobPath"
+#: The placeholders every expression uses for `BlobRecord`'s attributes.
+_NAMES = {"#orig": ORIGINAL, "#paths": PATHS}
 _THROTTLED = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -72,10 +70,10 @@ class _ConditionFailed(Exception):
 def stored_item(raw: AttributeMap) -> StoredItem:
     """A DynamoDB item's attributes as stored, in zot's layout (plus the legacy set)."""
     return StoredItem(
-        raw[_HASH_KEY]["S"],
-        raw.get("OriginalBlobPath", {}).get("S"),
-        frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
-        frozenset(raw.get(LEGACY_ATTRIBUTE, {}).get("SS", ())),
+        raw[DIGEST]["S"],
+        raw.get(ORIGINAL, {}).get("S"),
+        frozenset(raw.get(PATHS, {}).get("SS", ())),
+        frozenset(raw.get(LEGACY_PATHS, {}).get("SS", ())),
     )
 
 
@@ -90,7 +88,7 @@ def decode(raw: AttributeMap | None) -> Item | None:
 def _state_condition(raw: AttributeMap) -> tuple[str, dict[str, Any]]:
     """A condition that holds only while the item is exactly as ``raw`` shows it."""
     clauses, values = [], {}
-    for placeholder, attribute in (("#orig", "OriginalBlobPath"), ("#paths", "DuplicateBlobPath")):
+    for placeholder, attribute in _NAMES.items():
         if attribute in raw:
             clauses.append(f"{placeholder} = :was{placeholder[1:]}")
             values[f":was{placeholder[1:]}"] = raw[attribute]
@@ -112,10 +110,9 @@ def open_location(location: Location) -> DynamoDBBackend:
 class DynamoDBBackend:
     """Keeps items in a DynamoDB table in zot's layout.
 
-    `BlobRecord` (bound to this table and endpoint) gives the schema and
-    the settings; requests go through a botocore client configured from
-    `Options`, because writes need conditions and return values that
-    ``Model.update`` does not offer.
+    `BlobRecord` gives every name and the key schema; requests go through a
+    botocore client configured from `Options`, because the conditional writes
+    need what PynamoDB does not offer (see `BlobRecord`).
     """
 
     name = "dynamodb"
@@ -128,14 +125,6 @@ class DynamoDBBackend:
         self.region = region
         self.endpoint_url = endpoint_url
         self.options = options
-        self.record = BlobRecord.bind(
-            table,
-            region=region,
-            host=endpoint_url,
-            connect_timeout_seconds=options.connect_timeout,
-            read_timeout_seconds=options.read_timeout,
-            max_retry_attempts=options.max_retries,
-        )
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -215,7 +204,7 @@ class DynamoDBBackend:
     def _schema_message(self) -> str:
         return (
             f"table {self.target!r} does not have blobcache's key schema (hash key "
-            f"{_HASH_KEY!r} of type S, no range key); point the URL at a blobcache or zot "
+            f"{DIGEST!r} of type S, no range key); point the URL at a blobcache or zot "
             "cache table"
         )
 
@@ -230,7 +219,7 @@ class DynamoDBBackend:
         """One UpdateItem; a failed condition raises `_ConditionFailed` with the old item."""
         request: dict[str, Any] = {
             "TableName": self.target,
-            "Key": {_HASH_KEY: {"S": digest}},
+            "Key": {DIGEST: {"S": digest}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -255,7 +244,7 @@ class DynamoDBBackend:
         response = self._call(
             lambda: self.client.get_item(
                 TableName=self.target,
-                Key={_HASH_KEY: {"S": digest}},
+                Key={DIGEST: {"S": digest}},
                 ConsistentRead=self.options.consistent_read,
             ),
             digest,
@@ -280,11 +269,9 @@ class DynamoDBBackend:
         return created
 
     def _create(self) -> bool:
-        schema = self.record._get_schema()
         request: dict[str, Any] = {
             "TableName": self.target,
-            "KeySchema": schema["key_schema"],
-            "AttributeDefinitions": schema["attribute_definitions"],
+            **key_schema(),
             "BillingMode": self.options.billing_mode,
         }
         if self.options.billing_mode == "PROVISIONED":
@@ -321,13 +308,17 @@ class DynamoDBBackend:
             delay = min(delay * 2, 2.0)
 
     def _check_schema(self, description: AttributeMap) -> None:
-        table = description["Table"]
+        table, expected = description["Table"], key_schema()
         keys = {key["AttributeName"]: key["KeyType"] for key in table.get("KeySchema", [])}
         types = {
             attribute["AttributeName"]: attribute["AttributeType"]
             for attribute in table.get("AttributeDefinitions", [])
         }
-        if keys != {_HASH_KEY: "HASH"} or types.get(_HASH_KEY) != "S":
+        wanted_keys = {key["AttributeName"]: key["KeyType"] for key in expected["KeySchema"]}
+        if keys != wanted_keys or any(
+            types.get(wanted["AttributeName"]) != wanted["AttributeType"]
+            for wanted in expected["AttributeDefinitions"]
+        ):
             raise ConfigurationError(self._schema_message())
 
     def put(self, digest: str, path: str) -> None:
@@ -425,7 +416,7 @@ class DynamoDBBackend:
             self._conditional(
                 lambda: self.client.delete_item(
                     TableName=self.target,
-                    Key={_HASH_KEY: {"S": digest}},
+                    Key={DIGEST: {"S": digest}},
                     ConditionExpression=condition,
                     ExpressionAttributeNames=_NAMES,
                     ExpressionAttributeValues=values,
@@ -510,7 +501,7 @@ class DynamoDBBackend:
         while True:
             page = self._call(lambda: self.client.scan(**request))
             for raw in page.get("Items", ()):
-                if "S" not in raw.get(_HASH_KEY, {}):
+                if "S" not in raw.get(DIGEST, {}):
                     raise ConfigurationError(self._schema_message())
                 yield stored_item(raw)
             if "LastEvaluatedKey" not in page:
@@ -535,7 +526,7 @@ class DynamoDBBackend:
                     ":was": {"SS": sorted(legacy)},
                 },
                 "#legacy = :was",
-                names={**_NAMES, "#legacy": LEGACY_ATTRIBUTE},
+                names={**_NAMES, "#legacy": LEGACY_PATHS},
             )
         except _ConditionFailed:
             return False
