@@ -47,7 +47,9 @@ class TestErrors:
 
     def test_unreachable_endpoint(self, make_cache: CacheFactory) -> None:
         """A port nothing listens on raises StoreUnavailable within the configured retries."""
-        url = f"dynamodb:///t?region={REGION}&endpoint_url=http://127.0.0.1:{free_port()}"
+        url = (
+            f"dynamodb:///{new_table()}?region={REGION}&endpoint_url=http://127.0.0.1:{free_port()}"
+        )
         cache = make_cache("dynalite", url=url, create=False, connect_timeout=0.5, max_retries=1)
         with recording(cache) as recorder, pytest.raises(BlobCacheError) as raised:
             cache.get(D)
@@ -63,7 +65,7 @@ class TestErrors:
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
             port = listener.getsockname()[1]
-            url = f"dynamodb:///t?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
+            url = f"dynamodb:///{new_table()}?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
             cache = make_cache("dynalite", url=url, create=False, read_timeout=0.5, max_retries=1)
             with recording(cache) as recorder:
                 started = time.monotonic()
