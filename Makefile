@@ -6,11 +6,13 @@
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-# tox finds the interpreters on PATH; pyenv's other versions sit behind shims that
-# refuse to run unless selected, so hand tox their executables directly.
+# tox (and uv, which makes its environments) look for python3.X on PATH; pyenv's versions
+# sit behind shims that refuse to run unless selected, so their own directories go first.
 PYENV_ROOT ?= $(HOME)/.pyenv
-INTERPRETERS := $(wildcard $(PYENV_ROOT)/versions/3.1[1-3].*/bin/python3)
-TOX := $(BIN)/tox $(if $(INTERPRETERS),--discover $(INTERPRETERS))
+empty :=
+space := $(empty) $(empty)
+PYTHON_DIRS := $(subst $(space),:,$(wildcard $(PYENV_ROOT)/versions/3.1[1-3].*/bin))
+TOX := $(if $(PYTHON_DIRS),PATH="$(PYTHON_DIRS):$$PATH") $(BIN)/tox
 
 .PHONY: demo test lint typing docs bench clean
 

@@ -20,6 +20,8 @@ class BlobCacheError(Exception):
 
     ``cause`` is the backend exception behind this one, if any (also set as
     ``__cause__``), so handlers can inspect it without walking the chain.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
@@ -37,7 +39,10 @@ class BlobCacheError(Exception):
 
 
 class CacheMiss(BlobCacheError, LookupError):
-    """The digest has no entry in the cache."""
+    """The digest has no entry in the cache.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, digest: str) -> None:
         super().__init__(f"no cache entry for digest {digest!r}; record one with put(digest, path)")
@@ -45,7 +50,10 @@ class CacheMiss(BlobCacheError, LookupError):
 
 
 class InvalidDigest(BlobCacheError, ValueError):
-    """A digest does not follow the OCI digest grammar."""
+    """A digest does not follow the OCI digest grammar.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, digest: object, reason: str) -> None:
         super().__init__(
@@ -56,7 +64,10 @@ class InvalidDigest(BlobCacheError, ValueError):
 
 
 class InvalidPath(BlobCacheError, ValueError):
-    """A storage path is empty, not text, too long, or escapes the root."""
+    """A storage path is empty, not text, too long, or escapes the root.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, path: object, reason: str) -> None:
         super().__init__(f"invalid path {path!r}: {reason}")
@@ -64,7 +75,10 @@ class InvalidPath(BlobCacheError, ValueError):
 
 
 class ItemTooLarge(BlobCacheError):
-    """A put would take an item past DynamoDB's 400 KB item limit; nothing was written."""
+    """A put would take an item past DynamoDB's 400 KB item limit; nothing was written.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, digest: str, paths: int, *, cause: BaseException | None = None) -> None:
         super().__init__(
@@ -78,7 +92,10 @@ class ItemTooLarge(BlobCacheError):
 
 
 class TableNotFound(BlobCacheError):
-    """The table (or SQLite schema) does not exist yet."""
+    """The table (or SQLite schema) does not exist yet.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, table: str, *, cause: BaseException | None = None) -> None:
         super().__init__(
@@ -90,8 +107,30 @@ class TableNotFound(BlobCacheError):
 
 
 class StoreUnavailable(BlobCacheError):
-    """The store could not be reached or kept refusing: network, timeouts, throttling."""
+    """The store could not be reached or kept refusing: network, timeouts, throttling.
+
+    .. versionadded:: 0.1
+    """
 
 
 class ConfigurationError(BlobCacheError):
-    """A URL, option or setting is wrong; the message says which and how to fix it."""
+    """A URL, option or setting is wrong; the message says which and how to fix it.
+
+    .. versionadded:: 0.1
+    """
+
+
+# Tracebacks, reprs and the docs name each error as callers import and catch it:
+# blobcache.CacheMiss, not blobcache._errors.CacheMiss.
+for _error in (
+    BlobCacheError,
+    CacheMiss,
+    InvalidDigest,
+    InvalidPath,
+    ItemTooLarge,
+    TableNotFound,
+    StoreUnavailable,
+    ConfigurationError,
+):
+    _error.__module__ = "blobcache"
+del _error

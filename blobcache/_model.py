@@ -63,7 +63,7 @@ class BlobRecord(Model):
             region: its AWS region; PynamoDB's default if not given.
             host: an endpoint URL such as ``http://127.0.0.1:8000``.
             connect_timeout_seconds, read_timeout_seconds, max_retry_attempts:
-                settings of the PynamoDB connection that the bound class's own
+                the timeouts and retries of the PynamoDB connection that the bound class's own
                 calls (``get``, ``save``, ``scan``...) use; PynamoDB's defaults if
                 not given. `blobcache.BlobCache` never uses that connection: its
                 requests follow `blobcache.Options`.
@@ -89,7 +89,7 @@ def _bind(
     read_timeout_seconds: float | None,
     max_retry_attempts: int | None,
 ) -> type[BlobRecord]:
-    settings = {
+    connection = {
         "region": region,
         "host": host,
         "connect_timeout_seconds": connect_timeout_seconds,
@@ -101,7 +101,7 @@ def _bind(
         (),
         {
             "table_name": table_name,
-            **{key: value for key, value in settings.items() if value is not None},
+            **{key: value for key, value in connection.items() if value is not None},
         },
     )
     # PynamoDB caches a connection on the class and a subclass would find its parent's.

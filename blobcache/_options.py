@@ -15,7 +15,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Every retry, timeout and batching setting of a cache, in one place.
+    """Every retry, timeout and batching option of a cache, in one place.
 
     Each field can also be given as a URL query parameter
     (``dynamodb:///blobs?region=eu-west-1&read_timeout=2``) or as a keyword
@@ -98,7 +98,9 @@ class Options:
             raise ConfigurationError(
                 f"unknown option(s) {', '.join(unknown)}; valid options are {', '.join(fields)}"
             )
-        return cls(**{name: _coerce(name, fields[name].type, raw) for name, raw in values.items()})
+        return cls(
+            **{name: _coerce(name, fields[name].type, given) for name, given in values.items()}
+        )
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with some fields changed (validated like the constructor)."""
@@ -113,25 +115,25 @@ def _require(name: str, ok: bool, expected: str) -> None:
         raise ConfigurationError(f"option {name} must be {expected}")
 
 
-def _coerce(name: str, annotation: object, raw: Any) -> Any:
-    """Turn ``raw`` (often a string from a URL) into the field's type, or explain why not."""
+def _coerce(name: str, annotation: object, given: Any) -> Any:
+    """Turn ``given`` (often a string from a URL) into the field's type, or explain why not."""
     kind = str(annotation)
-    if raw is None or not isinstance(raw, str):
-        value = raw
-    elif kind.endswith("| None") and raw.lower() in ("", "none"):
+    if given is None or not isinstance(given, str):
+        value = given
+    elif kind.endswith("| None") and given.lower() in ("", "none"):
         value = None
     elif kind.startswith("bool"):
-        lowered = raw.lower()
+        lowered = given.lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigurationError(f"option {name} must be true or false, not {raw!r}")
+            raise ConfigurationError(f"option {name} must be true or false, not {given!r}")
         value = lowered in ("1", "true", "yes", "on")
     elif kind.startswith(("int", "float")):
         try:
-            value = int(raw) if kind.startswith("int") else float(raw)
+            value = int(given) if kind.startswith("int") else float(given)
         except ValueError:
-            raise ConfigurationError(f"option {name} must be a number, not {raw!r}") from None
+            raise ConfigurationError(f"option {name} must be a number, not {given!r}") from None
     else:
-        value = raw.upper()
+        value = given.upper()
     expected = _TYPES.get(kind.split(" ")[0])
     mismatched = (
         expected is not None

@@ -20,6 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The launchers and their constants; the fixtures (blobcache_*) reach tests through pytest's
+# plugin entry point, not by import.
+__all__ = [
+    "DYNALITE_VERSION",
+    "FAKE_CREDENTIALS",
+    "LOCAL_REGION",
+    "dynalite",
+    "dynalite_script",
+    "free_port",
+    "moto_server",
+    "tools_dir",
+]
+
 #: Fake credentials for local servers: they accept any, but botocore insists on some.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

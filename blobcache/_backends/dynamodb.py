@@ -67,31 +67,31 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
-def stored_item(raw: AttributeMap) -> StoredItem:
+def stored_item(attributes: AttributeMap) -> StoredItem:
     """A DynamoDB item's attributes as stored, in zot's layout (plus the legacy set)."""
     return StoredItem(
-        raw[DIGEST]["S"],
-        raw.get(ORIGINAL, {}).get("S"),
-        frozenset(raw.get(PATHS, {}).get("SS", ())),
-        frozenset(raw.get(LEGACY_PATHS, {}).get("SS", ())),
+        attributes[DIGEST]["S"],
+        attributes.get(ORIGINAL, {}).get("S"),
+        frozenset(attributes.get(PATHS, {}).get("SS", ())),
+        frozenset(attributes.get(LEGACY_PATHS, {}).get("SS", ())),
     )
 
 
-def decode(raw: AttributeMap | None) -> Item | None:
-    """Read a raw DynamoDB item tolerantly (see `Item.tolerant`)."""
-    if not raw:
+def decode(attributes: AttributeMap | None) -> Item | None:
+    """Read a DynamoDB item's attributes tolerantly (see `Item.tolerant`)."""
+    if not attributes:
         return None
-    item = stored_item(raw)
+    item = stored_item(attributes)
     return Item.tolerant(item.original, item.paths)
 
 
-def _state_condition(raw: AttributeMap) -> tuple[str, dict[str, Any]]:
-    """A condition that holds only while the item is exactly as ``raw`` shows it."""
+def _state_condition(attributes: AttributeMap) -> tuple[str, dict[str, Any]]:
+    """A condition that holds only while the item is exactly as ``attributes`` show it."""
     clauses, values = [], {}
     for placeholder, attribute in _NAMES.items():
-        if attribute in raw:
+        if attribute in attributes:
             clauses.append(f"{placeholder} = :was{placeholder[1:]}")
-            values[f":was{placeholder[1:]}"] = raw[attribute]
+            values[f":was{placeholder[1:]}"] = attributes[attribute]
         else:
             clauses.append(f"attribute_not_exists({placeholder})")
     return " AND ".join(clauses), values
@@ -240,7 +240,7 @@ class DynamoDBBackend:
                 raise _ConditionFailed(cause.response.get("Item")) from None
             raise
 
-    def _get_raw(self, digest: str) -> AttributeMap | None:
+    def _get_attributes(self, digest: str) -> AttributeMap | None:
         response = self._call(
             lambda: self.client.get_item(
                 TableName=self.target,
@@ -348,7 +348,7 @@ class DynamoDBBackend:
 
     def get(self, digest: str) -> Item | None:
         """One GetItem, consistent unless the options say otherwise."""
-        return decode(self._get_raw(digest))
+        return decode(self._get_attributes(digest))
 
     def delete(self, digest: str, path: str) -> Removal:
         """Remove ``path`` without ever leaving an item with no path.
@@ -368,12 +368,12 @@ class DynamoDBBackend:
             )
             return Removal(removed=True)
         except _ConditionFailed as failed:
-            raw = failed.item
+            seen = failed.item
 
         def remove(item: Item | None) -> Item | None:
             return item.without(path) if item is not None and path in item.paths else item
 
-        before, after = self._rewrite(digest, raw, remove, f"deleting {path!r} of {digest!r}")
+        before, after = self._rewrite(digest, seen, remove, f"deleting {path!r} of {digest!r}")
         if before is None or after == before:
             return Removal(removed=False)
         return Removal.between(before, after)
@@ -381,37 +381,37 @@ class DynamoDBBackend:
     def _rewrite(
         self,
         digest: str,
-        raw: AttributeMap | None,
+        seen: AttributeMap | None,
         change: Callable[[Item | None], Item | None],
         what: str,
     ) -> tuple[Item | None, Item | None]:
         """Apply ``change`` to the item as read, writing only if nobody changed it since.
 
-        ``raw`` is the item as a failed condition returned it, or ``None`` if the
+        ``seen`` is the item as a failed condition returned it, or ``None`` if the
         server did not say (dynalite), in which case it is read. Returns the item
         before and after; retries with back-off while other writers win.
         """
         for attempt in range(self.options.max_attempts):
-            if raw is None:
-                raw = self._get_raw(digest) or {}
-            before = decode(raw)
+            if seen is None:
+                seen = self._get_attributes(digest) or {}
+            before = decode(seen)
             after = change(before)
             if after == before:
                 return before, after
             try:
-                self._replace(digest, raw, after)
+                self._replace(digest, seen, after)
                 return before, after
             except _ConditionFailed as failed:
-                raw = failed.item
+                seen = failed.item
                 self._back_off(attempt)
         raise StoreUnavailable(
             f"gave up {what} after {self.options.max_attempts} attempts: other writers "
             "kept changing the item; retry, or raise max_attempts"
         )
 
-    def _replace(self, digest: str, raw: AttributeMap, after: Item | None) -> None:
-        """Write ``after`` (or remove the item) only if it is still exactly ``raw``."""
-        condition, values = _state_condition(raw)
+    def _replace(self, digest: str, seen: AttributeMap, after: Item | None) -> None:
+        """Write ``after`` (or remove the item) only if it is still exactly as ``seen``."""
+        condition, values = _state_condition(seen)
         if after is None:
             self._conditional(
                 lambda: self.client.delete_item(
@@ -436,10 +436,10 @@ class DynamoDBBackend:
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, one Scan page at a time; items with no path are skipped."""
-        for raw in self._scan_segment(None):
-            item = Item.tolerant(raw.original, raw.paths)
+        for stored in self._scan_segment(None):
+            item = Item.tolerant(stored.original, stored.paths)
             if item is not None:
-                yield raw.digest, item
+                yield stored.digest, item
 
     def scan_stored(self, segments: int = 1) -> Iterator[StoredItem]:
         """Every item as stored, key-only and legacy items included.
@@ -500,10 +500,10 @@ class DynamoDBBackend:
             request["Limit"] = self.options.page_size
         while True:
             page = self._call(lambda: self.client.scan(**request))
-            for raw in page.get("Items", ()):
-                if "S" not in raw.get(DIGEST, {}):
+            for attributes in page.get("Items", ()):
+                if "S" not in attributes.get(DIGEST, {}):
                     raise ConfigurationError(self._schema_message())
-                yield stored_item(raw)
+                yield stored_item(attributes)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
