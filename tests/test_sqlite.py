@@ -28,6 +28,7 @@ from blobcache import (
     StoreUnavailable,
 )
 from tests.helpers import (
+    DEADLINE,
     CacheFactory,
     RawItems,
     assert_invariants,
@@ -43,7 +44,9 @@ Operation = tuple[str, str, str]
 
 # Runs in a fresh interpreter: applies the JSON operations in file argv[2] to the cache at
 # argv[1] and prints each index once the call has returned, so the parent knows exactly
-# which calls were acknowledged.
+# which calls were acknowledged. Each line is padded to 1 KiB: a parent that stops
+# reading holds the worker on a full pipe (Linux's holds at most 1 MiB) long before it
+# runs out of operations, however slowly the parent is scheduled.
 _WORKER = """
 import json, sys
 from blobcache import BlobCache
@@ -52,7 +55,7 @@ with open(sys.argv[2]) as ops:
     operations = json.load(ops)
 for index, (kind, digest, path) in enumerate(operations):
     getattr(cache, kind)(digest, path)
-    print(index, flush=True)
+    print(f"{index:<1023}", flush=True)
 """
 
 
@@ -189,7 +192,7 @@ class TestSharing:
         url = sqlite_url(tmp_path / "shared.db")
         per_process = [operations(seed, 60, digests=3) for seed in range(4)]
         workers = [run_worker(url, ops, tmp_path) for ops in per_process]
-        outcomes = [worker.communicate(timeout=120) for worker in workers]
+        outcomes = [worker.communicate(timeout=DEADLINE) for worker in workers]
 
         for worker, (out, err) in zip(workers, outcomes, strict=True):
             assert worker.returncode == 0, err
@@ -332,7 +335,7 @@ class TestDurability:
         for _ in range(acknowledged):
             assert writer.stdout.readline(), writer.communicate()[1]
         writer.send_signal(signal.SIGKILL)
-        rest, _ = writer.communicate(timeout=30)
+        rest, _ = writer.communicate(timeout=DEADLINE)
         assert writer.returncode == -signal.SIGKILL
         done = acknowledged + len(rest.split())
         assert done < len(ops), "the writer finished before it was killed"
@@ -462,9 +465,9 @@ class TestFork:
         # The parent writes while its children do.
         for n in range(20):
             cache.put(digest_of(3), f"/parent/{n:02}")
-        outcomes = [results.get(timeout=60) for _ in children]
+        outcomes = [results.get(timeout=DEADLINE) for _ in children]
         for child in children:
-            child.join(timeout=60)
+            child.join(timeout=DEADLINE)
             assert child.exitcode == 0
 
         # Another child may already have deleted /parent/a.
