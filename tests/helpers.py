@@ -35,8 +35,8 @@ CacheFactory = Callable[..., BlobCache]
 Handler = Callable[..., Any]
 T = TypeVar("T")
 R = TypeVar("R")
-#: How long a test waits for something that should take well under a second, on a
-#: machine busy with other work: long enough never to be the reason a test fails.
+#: How long a test waits for work that takes seconds at most on an idle machine: long
+#: enough never to be the reason a test fails on a busy one, short enough to end a hang.
 DEADLINE = 120.0
 
 
