@@ -14,7 +14,7 @@ space := $(empty) $(empty)
 PYTHON_DIRS := $(subst $(space),:,$(wildcard $(PYENV_ROOT)/versions/3.1[1-3].*/bin))
 TOX := $(if $(PYTHON_DIRS),PATH="$(PYTHON_DIRS):$$PATH") $(BIN)/tox
 
-.PHONY: demo test lint typing docs bench clean
+.PHONY: demo test lint typing docs bench soak clean
 
 # The development environment: the package with every extra, for running tools by hand.
 $(BIN)/.installed: pyproject.toml
@@ -59,6 +59,12 @@ typing: $(BIN)/.installed-tox
 
 docs: $(BIN)/.installed-tox
 	$(TOX) run -e docs
+
+# Not part of `make test`: mixed traffic with injected faults, then invariant and
+# linearizability checks (tests/soak.py). SOAK_SECONDS=60 make soak for a short run.
+SOAK_SECONDS ?= 600
+soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/sqlite_overhead.py
