@@ -307,7 +307,7 @@ class TestSilentEndpoint:
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
             port = listener.getsockname()[1]
-            url = f"dynamodb:///t?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
+            url = f"dynamodb:///blobs?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
             cache = make_cache("dynalite", url=url, create=False, read_timeout=0.3, max_retries=2)
             sent = record_requests(cache)
             with pytest.raises(StoreUnavailable) as raised:
