@@ -53,21 +53,21 @@ def migrate(cache: BlobCache, *, segments: int | None = None) -> MigrateReport:
 
     def legacy() -> Iterator[StoredItem]:
         nonlocal items
-        for raw in stored_items(cache, segments):
+        for stored in stored_items(cache, segments):
             items += 1
-            if raw.legacy_paths:
-                yield raw
+            if stored.legacy_paths:
+                yield stored
 
-    def convert(raw: StoredItem) -> bool:
-        return backend.migrate_legacy(raw.digest, raw.legacy_paths)
+    def convert(stored: StoredItem) -> bool:
+        return backend.migrate_legacy(stored.digest, stored.legacy_paths)
 
     found = legacy()
     with ThreadPoolExecutor(cache.options.workers, thread_name_prefix="blobcache-migrate") as pool:
         while batch := list(itertools.islice(found, cache.options.batch_size)):
-            for raw, won in zip(batch, pool.map(convert, batch), strict=True):
+            for stored, won in zip(batch, pool.map(convert, batch), strict=True):
                 if won:
                     migrated += 1
-                    log.info("item_migrated", digest=raw.digest, paths=len(raw.legacy_paths))
+                    log.info("item_migrated", digest=stored.digest, paths=len(stored.legacy_paths))
                 else:
                     raced += 1
     return MigrateReport(items, migrated, raced)
