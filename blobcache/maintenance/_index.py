@@ -12,6 +12,7 @@ from blobcache._cache import BlobCache
 from blobcache._errors import InvalidDigest, InvalidPath
 from blobcache._validate import parse_digest
 from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
+from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
 from blobcache.maintenance._stored import log
 
 #: Called as ``progress(done, total)`` while digests are recorded.
@@ -67,13 +68,13 @@ class _Blob:
 
 def index(
     cache: BlobCache,
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | StorageLocation,
     *,
     verify_digests: bool = False,
     workers: int = 8,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Record every blob under ``root`` in the cache; re-running it changes nothing.
+    """Record every blob under ``root`` (a directory or S3); re-running it changes nothing.
 
     Blobs are files at ``<dir>/blobs/<algorithm>/<encoded>``: zot's layout
     (``ROOT/<repository>/blobs/...``) and OCI image layouts alike. For each
@@ -83,9 +84,18 @@ def index(
     followed nor recorded. Digests are recorded concurrently on ``workers``
     threads.
 
+    With an ``s3://BUCKET[/ROOTDIRECTORY]`` location, the objects under the
+    root directory are listed page by page into a temporary on-disk table,
+    so memory stays flat however large the bucket; each object
+    ``<...>/blobs/<algorithm>/<encoded>`` is recorded at its cache path (see
+    `S3Location`), a zero-byte object as a placeholder (the empty blob is
+    content of size 0), and ``verify_digests`` streams each object with
+    content through the hash.
+
     Args:
         cache: the cache to fill.
-        root: the storage root to walk.
+        root: the storage root to walk: a directory, an ``s3://`` URL or a
+            parsed location.
         verify_digests: hash every file with content and leave out (and
             report) those whose content does not match their name.
         workers: threads recording digests concurrently.
@@ -96,17 +106,24 @@ def index(
 
     Raises:
         InvalidPath: ``root`` is not a directory, or lies outside the cache's root.
+        ConfigurationError: a malformed location, a missing bucket, or S3
+            refused the credentials.
         BlobCacheError: the store failed; digests recorded so far stay recorded.
 
     .. versionadded:: 0.1
     """
-    top = os.path.abspath(os.fspath(root))
+    location = parse_location(root)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    if isinstance(location, S3Location):
+        from blobcache.maintenance._s3_index import index_s3
+
+        return index_s3(cache, location, verify_digests, workers, progress)
+    top = location.path
     if not os.path.isdir(top):
         raise InvalidPath(top, "not a directory; give the storage root of a registry")
     if cache.root is not None and top != cache.root and inside(cache.root, top) is None:
         raise InvalidPath(top, f"not inside the cache's root {cache.root!r}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers!r}")
     found: dict[str, list[_Blob]] = {}
     skipped = 0
     for digest, blob in _walk(top):

@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
+from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
+from blobcache.maintenance._pool import bounded_map
 from blobcache.maintenance._stored import log
-from blobcache.maintenance._verify import look_up, scope_of, verify
+from blobcache.maintenance._verify import look_up, probe_of, scope_of, verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +42,15 @@ class PruneReport:
 def prune(
     cache: BlobCache,
     *,
-    root: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | StorageLocation | None = None,
     apply: bool = False,
     segments: int | None = None,
+    workers: int = 8,
 ) -> PruneReport:
-    """Forget the paths `verify` reports as missing on disk. A dry run unless ``apply``.
+    """Forget the paths `verify` reports as missing. A dry run unless ``apply``.
 
-    It never deletes, moves or opens a file: it only removes cache entries,
+    It never deletes, moves or opens a file (nor writes or deletes an S3
+    object: it only sends HeadObject there): it only removes cache entries,
     through `BlobCache.delete`, so a removed original is replaced as usual.
     Paths that are relative (without a root) or outside ``root`` are never
     looked at, so never removed; nor is any path `verify` counts as
@@ -55,18 +59,25 @@ def prune(
     only the paths that were still recorded when deleted (another writer
     may have removed one meanwhile).
 
+    On S3, forgetting a missing original promotes the smallest remaining
+    path, which may be a placeholder; `verify` then reports it and `restore`
+    copies the content back into it.
+
     Args:
         cache: the cache to prune.
-        root: the storage root; defaults to the cache's root.
+        root: the storage location (a directory or ``s3://...``); defaults to
+            the cache's root.
         apply: remove the stale paths; without it nothing changes.
         segments: parallel Scan segments (DynamoDB).
+        workers: concurrent HeadObject requests on S3.
 
     Returns:
         A `PruneReport`.
 
     .. versionadded:: 0.1
     """
-    report = verify(cache, root=root, segments=segments)
+    location = None if root is None else parse_location(root)
+    report = verify(cache, root=location, segments=segments, workers=workers)
     stale = tuple(
         StalePath(finding.digest, finding.path)
         for finding in report.findings
@@ -74,16 +85,28 @@ def prune(
     )
     if not apply:
         return PruneReport(applied=False, stale=stale)
-    scope = scope_of(cache, root)
     removed, reappeared = [], 0
-    for entry in stale:
-        checked, status = look_up(entry.path, scope)
-        if not checked or status is not None:
-            reappeared += 1
-            continue
-        if not cache.has(entry.digest, entry.path):
-            continue
-        cache.delete(entry.digest, entry.path)
-        removed.append(entry)
-        log.info("stale_path_pruned", digest=entry.digest, path=entry.path)
+    with probe_of(cache, location, workers) as probe:
+        if isinstance(location, S3Location):
+            look = probe.look
+        else:
+            scope = scope_of(cache, location)
+
+            def look(path: str) -> tuple[bool, int | None]:
+                checked, status = look_up(path, scope)
+                return checked, None if status is None else status.st_size
+
+        def still_gone(entry: StalePath) -> tuple[StalePath, bool]:
+            checked, size = look(entry.path)
+            return entry, checked and size is None
+
+        for entry, gone in bounded_map(still_gone, stale, probe.workers):
+            if not gone:
+                reappeared += 1
+                continue
+            if not cache.has(entry.digest, entry.path):
+                continue
+            cache.delete(entry.digest, entry.path)
+            removed.append(entry)
+            log.info("stale_path_pruned", digest=entry.digest, path=entry.path)
     return PruneReport(applied=True, stale=tuple(removed), reappeared=reappeared)
