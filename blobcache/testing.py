@@ -237,7 +237,9 @@ if pytest is not None:
         return _created(_local_table_url(blobcache_moto_endpoint))
 
     @pytest.fixture
-    def blobcache_s3(blobcache_moto_endpoint: str, blobcache_fake_aws: None) -> Iterator[LocalBucket]:
+    def blobcache_s3(
+        blobcache_moto_endpoint: str, blobcache_fake_aws: None
+    ) -> Iterator[LocalBucket]:
         """A fresh, empty bucket on the session's moto server (``moto[server,s3]``).
 
         The same server as the DynamoDB fixtures'; ``bucket.url("base")`` is its

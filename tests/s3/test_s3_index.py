@@ -121,7 +121,9 @@ class TestIndexOnS3:
         for n in range(1100):
             content = f"blob {n}".encode()
             client.put_object(
-                Bucket=blobcache_s3.name, Key=blob_key(f"base/r{n % 7}", sha256(content)), Body=content
+                Bucket=blobcache_s3.name,
+                Key=blob_key(f"base/r{n % 7}", sha256(content)),
+                Body=content,
             )
 
         report = index(cache, blobcache_s3.url("base"), workers=4)

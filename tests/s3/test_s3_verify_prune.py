@@ -45,7 +45,10 @@ class TestVerifyOnS3:
         report = verify(cache, root=zot.url, workers=3)
 
         kinds = {(f.kind, f.path) for f in report.findings if f.digest == sha256(L1)}
-        assert kinds == {("missing_path", path_of(BUSYBOX)), ("placeholder_original", path_of(APPS))}
+        assert kinds == {
+            ("missing_path", path_of(BUSYBOX)),
+            ("placeholder_original", path_of(APPS)),
+        }
         (loud,) = [f for f in report.placeholder_originals if f.digest == sha256(L1)]
         assert path_of(ALPINE) in loud.detail
         assert "restore" in loud.detail
@@ -68,7 +71,8 @@ class TestVerifyOnS3:
         report = verify(cache, root=location)
 
         assert report.unchecked == 3
-        assert requested and all(key.startswith("base/") and ".." not in key for key in requested)
+        assert requested
+        assert all(key.startswith("base/") and ".." not in key for key in requested)
         assert not [f for f in report.findings if f.path in escaping]
 
 
@@ -90,7 +94,8 @@ class TestPruneOnS3:
 
         applied = prune(cache, root=zot.url, apply=True, workers=2)
 
-        assert applied.applied and applied.stale == dry.stale
+        assert applied.applied
+        assert applied.stale == dry.stale
         assert set(cache.get_all(sha256(L1))) == {path_of(ALPINE), path_of(APPS), "zot/relative"}
         assert zot.snapshot() == objects
         assert prune(cache, root=zot.url, apply=True).stale == ()
