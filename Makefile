@@ -49,6 +49,7 @@ docs: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/sqlite_overhead.py
+	$(BIN)/python benchmarks/s3_index.py
 
 clean:
 	rm -rf $(VENV) .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis
