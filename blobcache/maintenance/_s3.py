@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +22,8 @@ from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailab
 from blobcache.maintenance._location import S3Location
 
 _CHUNK = 1 << 20
+#: How many ``/`` levels below the root directory a concurrent listing looks for fan-out.
+_SPLIT_DEPTH = 4
 #: The largest object one CopyObject request can copy.
 MAX_COPY_BYTES = 5 * 1024**3
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -83,18 +87,108 @@ class Bucket:
         """Fail clearly now if the bucket is missing or these credentials may not list it."""
         self._call("HeadBucket", None, Bucket=self.location.bucket)
 
-    def objects(self) -> Iterator[S3Object]:
-        """Every object under the root directory, page by page, in key order."""
-        arguments: dict[str, Any] = {"Bucket": self.location.bucket, "Prefix": self.location.prefix}
+    def objects(self, workers: int = 1) -> Iterator[S3Object]:
+        """Every object under the root directory, page by page.
+
+        With one worker, in key order. With more, the root directory is split
+        at its first ``/`` levels (down to where it fans out, such as the
+        repositories) and the parts are listed concurrently, pages handed
+        over through a bounded queue: the order is then arbitrary, and memory
+        stays bounded by ``2 * workers`` pages.
+        """
+        if workers <= 1:
+            for page, _ in self._pages(self.location.prefix, None):
+                yield from page
+            return
+        prefixes, direct = self._split(workers)
+        yield from direct
+        yield from self._concurrently(prefixes, workers)
+
+    def _pages(
+        self, prefix: str, delimiter: str | None
+    ) -> Iterator[tuple[list[S3Object], list[str]]]:
+        """``(objects, common prefixes)`` of each page of a listing."""
+        arguments: dict[str, Any] = {"Bucket": self.location.bucket, "Prefix": prefix}
+        if delimiter:
+            arguments["Delimiter"] = delimiter
         while True:
             page = self._call("ListObjectsV2", None, **arguments)
-            for raw in page.get("Contents", ()):
-                if raw["Key"].startswith(self.location.prefix):
-                    yield S3Object(raw["Key"], int(raw["Size"]), raw.get("ETag", ""))
+            found = [
+                S3Object(raw["Key"], int(raw["Size"]), raw.get("ETag", ""))
+                for raw in page.get("Contents", ())
+                if raw["Key"].startswith(self.location.prefix)
+            ]
+            yield found, [raw["Prefix"] for raw in page.get("CommonPrefixes", ())]
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
             arguments["ContinuationToken"] = token
+
+    def _split(self, workers: int) -> tuple[list[str], list[S3Object]]:
+        """Prefixes to list concurrently, and the objects found on the way down."""
+        direct: list[S3Object] = []
+        prefixes = [self.location.prefix]
+        for _ in range(_SPLIT_DEPTH):
+            if len(prefixes) != 1:
+                break
+            below: list[str] = []
+            for page, common in self._pages(prefixes[0], "/"):
+                direct.extend(page)
+                below.extend(common)
+            prefixes = below
+        return prefixes, direct
+
+    def _concurrently(self, prefixes: list[str], workers: int) -> Iterator[S3Object]:
+        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(2 * workers)
+        stop = threading.Event()
+        todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for prefix in prefixes:
+            todo.put(prefix)
+
+        def hand_over(item: list[S3Object] | BaseException | None) -> None:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def lister() -> None:
+            try:
+                while not stop.is_set():
+                    try:
+                        prefix = todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    for page, _ in self._pages(prefix, None):
+                        if stop.is_set():
+                            break
+                        hand_over(page)
+            except BaseException as exc:  # handed to the consumer, raised there
+                hand_over(exc)
+            finally:
+                hand_over(None)
+
+        threads = [
+            threading.Thread(target=lister, name="blobcache-list", daemon=True)
+            for _ in range(min(workers, len(prefixes)))
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                item = pages.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield from item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
 
     def head(self, key: str, etag: str | None = None) -> S3Object | None:
         """The object at ``key``; ``None`` if there is none (or, with ``etag``, another one)."""

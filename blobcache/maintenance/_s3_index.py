@@ -121,7 +121,7 @@ def index_s3(
     try:
         bucket.check()
         skipped = 0
-        for found in bucket.objects():
+        for found in bucket.objects(workers):
             is_blob, blob = _blob(location, found)
             if not is_blob:
                 continue

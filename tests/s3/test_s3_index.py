@@ -160,3 +160,48 @@ class TestIndexErrors:
             index(cache, location)
 
         assert read_raw(cache) == {}
+
+    def test_a_denied_page_of_a_concurrent_listing_stops_the_run(
+        self, zot: ZotBucket, cache: BlobCache
+    ) -> None:
+        """A listing thread refused midway: its error reaches the caller, no thread is left
+        waiting, and nothing is recorded."""
+        calls: list[dict[str, Any]] = []
+
+        def deny_after_the_split(params: dict[str, Any], **kwargs: Any) -> Any:
+            calls.append(params)
+            if "Delimiter" in params:
+                return None
+
+            class Denied:
+                status_code = 403
+
+            error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
+            return Denied(), {**error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+        location = zot.location(**{"before-call__s3__ListObjectsV2": deny_after_the_split})
+
+        with pytest.raises(ConfigurationError, match="ListObjectsV2"):
+            index(cache, location, workers=4)
+
+        assert any("Delimiter" not in params for params in calls)
+        assert read_raw(cache) == {}
+
+
+class TestConcurrentListing:
+    def test_lists_the_same_objects_as_one_worker(self, zot: ZotBucket) -> None:
+        """Split at the fan-out and listed on several threads: exactly the objects one
+        sequential listing finds, siblings of the root directory excluded."""
+        from blobcache.maintenance._s3 import Bucket
+
+        bucket = Bucket(zot.location(), workers=4)
+        try:
+            sequential = list(bucket.objects())
+            concurrent = sorted(bucket.objects(4), key=lambda found: found.key)
+        finally:
+            bucket.close()
+
+        assert concurrent == sequential
+        assert [found.key for found in sequential] == sorted(found.key for found in sequential)
+        assert all(found.key.startswith("base/") for found in sequential)
+        assert len(sequential) == len(BLOBS) + 4
