@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
@@ -13,6 +12,7 @@ from blobcache._errors import InvalidDigest, InvalidPath
 from blobcache._validate import parse_digest
 from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
 from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
+from blobcache.maintenance._pool import bounded_map
 from blobcache.maintenance._stored import log
 
 #: Called as ``progress(done, total)`` while digests are recorded.
@@ -81,8 +81,9 @@ def index(
     digest the first file in sorted path order that holds content becomes the
     original; zero-byte placeholders are recorded after it, so they never
     become the original while content exists. Symbolic links are neither
-    followed nor recorded. Digests are recorded concurrently on ``workers``
-    threads.
+    followed nor recorded. Paths are recorded by `BlobCache.put_many`, in
+    batches of ``Options.batch_size`` pairs; with ``verify_digests``, files are
+    hashed on ``workers`` threads.
 
     With an ``s3://BUCKET[/ROOTDIRECTORY]`` location, the objects under the
     root directory are listed page by page into a temporary on-disk table,
@@ -133,7 +134,8 @@ def index(
             found.setdefault(digest, []).append(blob)
     log.info("index_started", root=top, digests=len(found))
 
-    def record(digest: str, blobs: list[_Blob]) -> tuple[int, list[DigestMismatch]]:
+    def prepare(group: tuple[str, list[_Blob]]) -> tuple[str, list[str], list[DigestMismatch]]:
+        digest, blobs = group
         content = [blob for blob in blobs if blob.size or digest in EMPTY_DIGESTS]
         placeholders = [blob for blob in blobs if blob not in content]
         mismatches = []
@@ -145,27 +147,18 @@ def index(
                     content.remove(blob)
                     mismatches.append(DigestMismatch(blob.path, digest, actual))
                     log.warning("digest_mismatch", digest=digest, path=blob.path, actual=actual)
-        for blob in (*content, *placeholders):
-            cache.put(digest, blob.path)
-        return len(content) + len(placeholders), mismatches
+        return digest, [blob.path for blob in (*content, *placeholders)], mismatches
 
-    recorded, done, mismatches = 0, 0, []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobcache-index") as pool:
-        pending = {pool.submit(record, digest, blobs) for digest, blobs in found.items()}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                count, wrong = future.result()
-                recorded += count
-                mismatches.extend(wrong)
-                done += 1
-            if progress is not None:
-                progress(done, len(found))
+    mismatches: list[DigestMismatch] = []
+
+    def groups() -> Iterator[tuple[str, list[str]]]:
+        # Hashing is what pays for threads; without it there is nothing to spread.
+        threads = workers if verify_digests else 1
+        for digest, paths, wrong in bounded_map(prepare, found.items(), threads):
+            mismatches.extend(wrong)
+            yield digest, paths
+
+    recorded = record_groups(cache, groups(), progress, len(found))
 
     blobs = [blob for group in found.values() for blob in group]
     report = IndexReport(
@@ -195,6 +188,37 @@ def index(
         mismatches=len(report.mismatches),
     )
     return report
+
+
+def record_groups(
+    cache: BlobCache,
+    groups: Iterable[tuple[str, list[str]]],
+    progress: Progress | None,
+    total: int,
+) -> int:
+    """Record each digest's paths, in order, by `BlobCache.put_many` batches; count them.
+
+    A batch holds whole digests and at least ``Options.batch_size`` pairs (one
+    transaction on SQLite, concurrent requests on DynamoDB); ``progress`` is
+    called after each.
+    """
+    batch: list[tuple[str, str]] = []
+    recorded = done = reported = 0
+    for digest, paths in groups:
+        batch.extend((digest, path) for path in paths)
+        done += 1
+        if len(batch) >= cache.options.batch_size:
+            cache.put_many(batch)
+            recorded, batch = recorded + len(batch), []
+            if progress is not None:
+                progress(done, total)
+                reported = done
+    if batch:
+        cache.put_many(batch)
+        recorded += len(batch)
+    if progress is not None and done > reported:
+        progress(done, total)
+    return recorded
 
 
 def _walk(top: str) -> Iterator[tuple[str, _Blob | None]]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from blobcache._cache import BlobCache
 from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
 from blobcache.maintenance._pool import bounded_map
 from blobcache.maintenance._stored import log
 from blobcache.maintenance._verify import look_up, probe_of, scope_of, verify
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,8 @@ def prune(
     unchecked. Each path is looked up again just before its delete, so a
     file that reappeared meanwhile keeps its entry, and the report lists
     only the paths that were still recorded when deleted (another writer
-    may have removed one meanwhile).
+    may have removed one meanwhile). The deletes go by `BlobCache.delete_many`,
+    in batches of ``Options.batch_size``.
 
     On S3, forgetting a missing original promotes the smallest remaining
     path, which may be a placeholder; `verify` then reports it and `restore`
@@ -100,13 +105,31 @@ def prune(
             checked, size = look(entry.path)
             return entry, checked and size is None
 
-        for entry, gone in bounded_map(still_gone, stale, probe.workers):
-            if not gone:
-                reappeared += 1
-                continue
-            if not cache.has(entry.digest, entry.path):
-                continue
-            cache.delete(entry.digest, entry.path)
-            removed.append(entry)
-            log.info("stale_path_pruned", digest=entry.digest, path=entry.path)
+        def recorded(entry: StalePath) -> tuple[StalePath, bool]:
+            return entry, cache.has(entry.digest, entry.path)
+
+        checked = bounded_map(still_gone, stale, probe.workers)
+        for chunk in _chunks(checked, cache.options.batch_size):
+            gone = [entry for entry, still in chunk if still]
+            reappeared += len(chunk) - len(gone)
+            present = [
+                entry
+                for entry, known in bounded_map(recorded, gone, cache.options.workers)
+                if known
+            ]
+            cache.delete_many([(entry.digest, entry.path) for entry in present])
+            for entry in present:
+                removed.append(entry)
+                log.info("stale_path_pruned", digest=entry.digest, path=entry.path)
     return PruneReport(applied=True, stale=tuple(removed), reappeared=reappeared)
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -10,14 +10,12 @@ from blobcache._cache import BlobCache
 from blobcache._errors import InvalidDigest
 from blobcache._validate import parse_digest
 from blobcache.maintenance._fs import EMPTY_DIGESTS, inside
-from blobcache.maintenance._index import DigestMismatch, IndexReport, Progress
+from blobcache.maintenance._index import DigestMismatch, IndexReport, Progress, record_groups
 from blobcache.maintenance._location import S3Location
 from blobcache.maintenance._pool import bounded_map
 from blobcache.maintenance._s3 import Bucket, S3Object
 from blobcache.maintenance._stored import log
 
-#: Digests handed to one worker at a time.
-_DIGESTS_PER_BATCH = 64
 _SPOOL_CACHE_KIB = 8192
 
 
@@ -132,7 +130,7 @@ def index_s3(
         total = spool.digests()
         log.info("index_started", root=str(location), digests=total)
         mismatches = _verify(bucket, spool, workers) if verify_digests else []
-        counts = _record(cache, spool, workers, progress, total)
+        counts = _record(cache, spool, progress, total)
     finally:
         spool.close()
         bucket.close()
@@ -173,7 +171,7 @@ def _verify(bucket: Bucket, spool: _Spool, workers: int) -> list[DigestMismatch]
 
 
 def _record(
-    cache: BlobCache, spool: _Spool, workers: int, progress: Progress | None, total: int
+    cache: BlobCache, spool: _Spool, progress: Progress | None, total: int
 ) -> dict[str, int]:
     """Record the spooled groups, content before placeholders; count what the report says."""
     counts = dict.fromkeys(
@@ -181,8 +179,7 @@ def _record(
         0,
     )
 
-    def batches() -> Iterator[list[tuple[str, list[str]]]]:
-        batch: list[tuple[str, list[str]]] = []
+    def groups() -> Iterator[tuple[str, list[str]]]:
         for digest, group in spool.groups():
             sizes = [size for _, size, content, _ in group if content and size]
             counts["blobs"] += len(group)
@@ -191,25 +188,7 @@ def _record(
             counts["placeholders"] += sum(1 for _, _, content, _ in group if not content)
             counts["without_content"] += not any(content for _, _, content, _ in group)
             counts["reclaimable_bytes"] += sum(sizes) - max(sizes, default=0)
-            batch.append((digest, [path for path, _, _, bad in group if not bad]))
-            if len(batch) >= _DIGESTS_PER_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+            yield digest, [path for path, _, _, bad in group if not bad]
 
-    def record(batch: list[tuple[str, list[str]]]) -> tuple[int, int]:
-        recorded = 0
-        for digest, paths in batch:
-            for path in paths:
-                cache.put(digest, path)
-            recorded += len(paths)
-        return len(batch), recorded
-
-    recorded = done = 0
-    for digests, paths in bounded_map(record, batches(), workers):
-        recorded += paths
-        done += digests
-        if progress is not None:
-            progress(done, total)
+    recorded = record_groups(cache, groups(), progress, total)
     return {**counts, "recorded": recorded}
