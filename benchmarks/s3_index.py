@@ -96,7 +96,7 @@ def _measure(location: str, workers: int) -> Measured:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=20_000, help="objects in the end")
+    parser.add_argument("--objects", type=int, default=40_000, help="objects in the end")
     parser.add_argument("--workers", type=int, default=8, help="index --workers")
     arguments = parser.parse_args()
     os.environ.update(FAKE_CREDENTIALS)

@@ -94,7 +94,7 @@ class Bucket:
         at its first ``/`` levels (down to where it fans out, such as the
         repositories) and the parts are listed concurrently, pages handed
         over through a bounded queue: the order is then arbitrary, and memory
-        stays bounded by ``2 * workers`` pages.
+        stays bounded by about ``2 * workers`` pages (queued, and one per lister).
         """
         if workers <= 1:
             for page, _ in self._pages(self.location.prefix, None):
@@ -139,7 +139,7 @@ class Bucket:
         return prefixes, direct
 
     def _concurrently(self, prefixes: list[str], workers: int) -> Iterator[S3Object]:
-        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(2 * workers)
+        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(workers)
         stop = threading.Event()
         todo: queue.SimpleQueue[str] = queue.SimpleQueue()
         for prefix in prefixes:
