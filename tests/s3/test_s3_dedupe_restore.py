@@ -126,7 +126,62 @@ class TestDedupeOnS3:
         assert zot.read(BUSYBOX) == L1
 
 
+class TestNeverOutside:
+    def test_escaping_paths_are_skipped_and_never_requested(
+        self, zot: ZotBucket, cache: BlobCache
+    ) -> None:
+        """Cached copies with '..' or relative paths, pointing at the canaries: skipped as
+        outside_root by dedupe and restore, no request names them (the fixture checks the
+        canaries stay byte-identical)."""
+        index(cache, zot.url)
+        escaping = [
+            "/zot/../../base2/zot/library/busybox/blobs/sha256/" + sha256(L1)[7:],
+            "base2/zot/apps/blobs/sha256/" + sha256(L1)[7:],
+        ]
+        for path in escaping:
+            cache.put(sha256(L1), path)
+        keys: list[str] = []
+
+        def record(params: dict[str, Any], **kwargs: Any) -> None:
+            keys.append(params.get("Key", ""))
+
+        location = zot.location(
+            **{
+                "before-parameter-build__s3__HeadObject": record,
+                "before-parameter-build__s3__PutObject": record,
+                "before-parameter-build__s3__CopyObject": record,
+            }
+        )
+        deduped = dedupe(cache, location, apply=True)
+        restored = restore(cache, location, apply=True)
+
+        for report in (deduped, restored):
+            outside = {s.path for s in report.skipped if s.reason == "outside_root"}
+            assert outside == set(escaping)
+        assert keys
+        assert all(key.startswith("base/") for key in keys)
+        assert not [key for key in keys if ".." in key]
+
+
 class TestRestoreOnS3:
+    def test_a_placeholder_rewritten_before_the_copy_is_skipped(
+        self, zot: ZotBucket, cache: BlobCache
+    ) -> None:
+        """A placeholder that got other bytes between the check and the copy is left as it
+        is now."""
+        index(cache, zot.url)
+        rewritten = b"pushed again"
+
+        def rewrite(params: dict[str, Any], **kwargs: Any) -> None:
+            if params["Key"] == APPS and "IfMatch" in params:
+                zot.put(APPS, rewritten)
+
+        location = zot.location(**{"before-parameter-build__s3__HeadObject": rewrite})
+        report = restore(cache, location, apply=True, workers=1)
+
+        assert (path_of(APPS), "copy_changed") in {(s.path, s.reason) for s in report.skipped}
+        assert zot.read(APPS) == rewritten
+
     def test_dry_run_then_apply_fills_every_placeholder(
         self, zot: ZotBucket, cache: BlobCache
     ) -> None:

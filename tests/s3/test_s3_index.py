@@ -54,6 +54,15 @@ class TestIndexOnS3:
         assert report.reclaimable_bytes == len(L1) + len(L2)
         assert (report.recorded, report.skipped, report.mismatches) == (10, 1, ())
 
+    def test_into_a_dynamodb_cache(self, zot: ZotBucket, make_cache: CacheFactory) -> None:
+        """The job the DynamoDB backend exists for: a zot bucket indexed into a table."""
+        table = make_cache("dynalite")
+
+        report = index(table, zot.url)
+
+        assert read_raw(table) == expected_entries()
+        assert report.recorded == 10
+
     def test_rerun_changes_nothing(self, zot: ZotBucket, cache: BlobCache) -> None:
         """A second index over the same bucket leaves the cache as it was."""
         first = index(cache, zot.url)
