@@ -79,6 +79,23 @@ class TestDedupeOnS3:
         sized = dedupe(cache, zot.url)
         assert (path_of(BUSYBOX), "content_differs") in {(s.path, s.reason) for s in sized.skipped}
 
+    def test_a_placeholder_original_keeps_every_copy(
+        self, zot: ZotBucket, cache: BlobCache
+    ) -> None:
+        """Where the original is itself a placeholder, the copies are the content's only
+        holders: none is replaced."""
+        cache.put(sha256(L1), path_of(APPS))
+        index(cache, zot.url)
+
+        report = dedupe(cache, zot.url, apply=True)
+
+        skipped = {(s.path, s.reason) for s in report.skipped}
+        assert skipped == {
+            (path_of(ALPINE), "original_unusable"),
+            (path_of(BUSYBOX), "original_unusable"),
+        }
+        assert zot.read(ALPINE) == zot.read(BUSYBOX) == L1
+
     def test_conditional_write_skips_a_copy_rewritten_before_the_put(
         self, zot: ZotBucket, cache: BlobCache
     ) -> None:
