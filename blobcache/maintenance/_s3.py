@@ -24,6 +24,10 @@ from blobcache.maintenance._location import S3Location
 _CHUNK = 1 << 20
 #: How many ``/`` levels below the root directory a concurrent listing looks for fan-out.
 _SPLIT_DEPTH = 4
+#: Threads listing at once, and pages (of up to 1,000 objects) queued between them and
+#: the consumer: at most about their sum in memory, whatever the bucket's size.
+_LISTERS = 4
+_QUEUED_PAGES = 2
 #: The largest object one CopyObject request can copy.
 MAX_COPY_BYTES = 5 * 1024**3
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -94,7 +98,7 @@ class Bucket:
         at its first ``/`` levels (down to where it fans out, such as the
         repositories) and the parts are listed concurrently, pages handed
         over through a bounded queue: the order is then arbitrary, and memory
-        stays bounded by about ``2 * workers`` pages (queued, and one per lister).
+        stays bounded by a few pages (queued, and one per lister thread).
         """
         if workers <= 1:
             for page, _ in self._pages(self.location.prefix, None):
@@ -139,7 +143,8 @@ class Bucket:
         return prefixes, direct
 
     def _concurrently(self, prefixes: list[str], workers: int) -> Iterator[S3Object]:
-        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(workers)
+        # Few pages in flight: listers parse on the GIL and can outrun the consumer.
+        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(_QUEUED_PAGES)
         stop = threading.Event()
         todo: queue.SimpleQueue[str] = queue.SimpleQueue()
         for prefix in prefixes:
@@ -171,7 +176,7 @@ class Bucket:
 
         threads = [
             threading.Thread(target=lister, name="blobcache-list", daemon=True)
-            for _ in range(min(workers, len(prefixes)))
+            for _ in range(min(workers, _LISTERS, len(prefixes)))
         ]
         for thread in threads:
             thread.start()
