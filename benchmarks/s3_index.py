@@ -6,7 +6,9 @@ sharing layers, one object in ten a zero-byte placeholder) with N/2 objects, ind
 into a fresh SQLite cache in a fresh process, then adds N/2 more and indexes again. Each
 run reports objects per second, the peak resident set of its process, and the peak of
 Python's own allocations during the index (tracemalloc), and the rate of the bare
-listing (listed/s, nothing recorded), to tell S3's share from the cache's. The last
+listing (listed/s: one thread, nothing recorded; split/s: split at the fan-out and
+listed on several threads, as index does with --workers > 1), to tell S3's share from the
+cache's and show whether concurrent listing pays on this server. The last
 line compares the two
 runs: twice the objects should cost about the same memory (the listing is streamed
 through a temporary on-disk table), so the memory ratio should stay near 1.0.
@@ -56,7 +58,7 @@ def _fill(client: Any, objects: list[tuple[str, bytes]], workers: int) -> None:
         list(pool.map(put, objects))
 
 
-Measured = tuple[int, int, float, int, int, float]
+Measured = tuple[int, int, float, int, int, float, float]
 
 
 def _index_in_child(location: str, workers: int, results: Any) -> None:
@@ -70,6 +72,9 @@ def _index_in_child(location: str, workers: int, results: Any) -> None:
     bucket = Bucket(parsed)
     listed = sum(1 for _ in bucket.objects())
     listing = time.perf_counter() - started
+    started = time.perf_counter()
+    sum(1 for _ in bucket.objects(workers))
+    concurrent = time.perf_counter() - started
     bucket.close()
     with (
         tempfile.TemporaryDirectory() as directory,
@@ -83,7 +88,17 @@ def _index_in_child(location: str, workers: int, results: Any) -> None:
         _, heap_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    results.put((report.blobs, report.recorded, elapsed, rss, heap_peak, listed / listing))
+    results.put(
+        (
+            report.blobs,
+            report.recorded,
+            elapsed,
+            rss,
+            heap_peak,
+            listed / listing,
+            listed / concurrent,
+        )
+    )
 
 
 def _measure(location: str, workers: int) -> Measured:
@@ -119,14 +134,14 @@ def main() -> int:
             rows.append(_measure(location, arguments.workers))
     print(
         f"{'objects':>8} {'recorded':>8} {'seconds':>8} {'objects/s':>10} "
-        f"{'listed/s':>10} {'peak RSS':>10} {'heap peak':>10}"
+        f"{'listed/s':>10} {'split/s':>10} {'peak RSS':>10} {'heap peak':>10}"
     )
-    for blobs, recorded, elapsed, rss, heap, listed in rows:
+    for blobs, recorded, elapsed, rss, heap, listed, split in rows:
         print(
             f"{blobs:>8} {recorded:>8} {elapsed:>8.2f} {blobs / elapsed:>10.0f} "
-            f"{listed:>10.0f} {rss / 2**20:>6.1f} MiB {heap / 2**20:>6.1f} MiB"
+            f"{listed:>10.0f} {split:>10.0f} {rss / 2**20:>6.1f} MiB {heap / 2**20:>6.1f} MiB"
         )
-    (small, *_, small_rss, small_heap, _), (large, *_, large_rss, large_heap, _) = rows
+    (small, *_, small_rss, small_heap, _, _), (large, *_, large_rss, large_heap, _, _) = rows
     rss_ratio, heap_ratio = large_rss / small_rss, large_heap / small_heap
     print(
         f"objects x{large / small:.2f}: peak RSS x{rss_ratio:.2f}, heap peak x{heap_ratio:.2f} "
