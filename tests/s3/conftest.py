@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,10 +147,12 @@ def zot(blobcache_s3: LocalBucket) -> Iterator[ZotBucket]:
     other = f"{blobcache_s3.name}-other"
     client.create_bucket(Bucket=other)
     bucket = ZotBucket(blobcache_s3, other, blobcache_s3.url("base"), client)
-    for key, body in {**BLOBS, **OTHER_FILES, **CANARIES}.items():
-        bucket.put(key, body)
-    for key, body in {**BLOBS, **CANARIES}.items():
-        bucket.put(key, body, bucket=other)
+    writes: list[tuple[str, bytes, str | None]] = [
+        (key, body, None) for key, body in {**BLOBS, **OTHER_FILES, **CANARIES}.items()
+    ]
+    writes += [(key, body, other) for key, body in {**BLOBS, **CANARIES}.items()]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda write: bucket.put(*write), writes))
     bucket.canaries = bucket.canary_state()
     yield bucket
     bucket.assert_canaries_untouched()

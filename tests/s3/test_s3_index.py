@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -126,14 +127,17 @@ class TestIndexOnS3:
 
     def test_lists_in_pages(self, blobcache_s3: LocalBucket, cache: BlobCache) -> None:
         """Listings past one page (1,000 keys) are followed to the end."""
-        client = blobcache_s3.client
-        for n in range(1100):
+
+        def put(n: int) -> None:
             content = f"blob {n}".encode()
-            client.put_object(
+            blobcache_s3.client.put_object(
                 Bucket=blobcache_s3.name,
                 Key=blob_key(f"base/r{n % 7}", sha256(content)),
                 Body=content,
             )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(put, range(1100)))
 
         report = index(cache, blobcache_s3.url("base"), workers=4)
 
