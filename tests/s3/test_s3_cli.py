@@ -82,3 +82,22 @@ def test_bad_location_exits_2(tmp_path: Path) -> None:
     missing = run("--url", url, "index", str(tmp_path / "nowhere"))
     assert missing.exit_code == 2
     assert "not a directory" in missing.stderr
+
+
+def test_storage_option_takes_a_directory_too(tmp_path: Path) -> None:
+    """verify --storage DIR looks paths up under DIR, as the cache's --root would."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    registry = tmp_path / "registry"
+    (registry / "r" / "blobs" / "sha256").mkdir(parents=True)
+    kept = registry / "r" / "blobs" / "sha256" / sha256(L1)[7:]
+    kept.write_bytes(L1)
+    assert run("--url", url, "index", str(registry)).exit_code == 0
+    kept.unlink()
+
+    checked = run("--url", url, "verify", "--storage", str(registry))
+    elsewhere = run("--url", url, "verify", "--storage", str(tmp_path / "other"))
+
+    assert checked.exit_code == 1
+    assert f"missing_path: {sha256(L1)} {kept}" in checked.stdout
+    assert elsewhere.exit_code == 0
+    assert "1 paths not checked" in elsewhere.stdout
