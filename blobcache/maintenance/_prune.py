@@ -55,14 +55,14 @@ def prune(
 
     It never deletes, moves or opens a file (nor writes or deletes an S3
     object: it only sends HeadObject there): it only removes cache entries,
-    through `BlobCache.delete`, so a removed original is replaced as usual.
+    through `BlobCache.delete_many` in batches of ``Options.batch_size``, so
+    a removed original is replaced as usual.
     Paths that are relative (without a root) or outside ``root`` are never
     looked at, so never removed; nor is any path `verify` counts as
     unchecked. Each path is looked up again just before its delete, so a
     file that reappeared meanwhile keeps its entry, and the report lists
     only the paths that were still recorded when deleted (another writer
-    may have removed one meanwhile). The deletes go by `BlobCache.delete_many`,
-    in batches of ``Options.batch_size``.
+    may have removed one meanwhile).
 
     On S3, forgetting a missing original promotes the smallest remaining
     path, which may be a placeholder; `verify` then reports it and `restore`
