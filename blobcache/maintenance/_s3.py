@@ -104,8 +104,16 @@ class Bucket:
             for page, _ in self._pages(self.location.prefix, None):
                 yield from page
             return
-        prefixes, direct = self._split(workers)
-        yield from direct
+        # Down to where the listing fans out; objects met on the way are streamed.
+        prefixes = [self.location.prefix]
+        for _ in range(_SPLIT_DEPTH):
+            if len(prefixes) != 1:
+                break
+            below: list[str] = []
+            for page, common in self._pages(prefixes[0], "/"):
+                yield from page
+                below.extend(common)
+            prefixes = below
         yield from self._concurrently(prefixes, workers)
 
     def _pages(
@@ -127,20 +135,6 @@ class Bucket:
             if not page.get("IsTruncated") or not token:
                 return
             arguments["ContinuationToken"] = token
-
-    def _split(self, workers: int) -> tuple[list[str], list[S3Object]]:
-        """Prefixes to list concurrently, and the objects found on the way down."""
-        direct: list[S3Object] = []
-        prefixes = [self.location.prefix]
-        for _ in range(_SPLIT_DEPTH):
-            if len(prefixes) != 1:
-                break
-            below: list[str] = []
-            for page, common in self._pages(prefixes[0], "/"):
-                direct.extend(page)
-                below.extend(common)
-            prefixes = below
-        return prefixes, direct
 
     def _concurrently(self, prefixes: list[str], workers: int) -> Iterator[S3Object]:
         # Few pages in flight: listers parse on the GIL and can outrun the consumer.

@@ -117,6 +117,16 @@ class TestIndexOnS3:
 
         assert cache.get_all(sha256(L1)) == [f"/{key}"]
 
+    def test_a_deep_root_directory_lists_only_below_it(
+        self, zot: ZotBucket, cache: BlobCache
+    ) -> None:
+        """A root directory down to one repository (one prefix at every level of the
+        split): only its blobs, at paths relative to it."""
+        report = index(cache, zot.bucket.url("base/zot/library/alpine"), workers=4)
+
+        assert cache.get_all(sha256(L1)) == ["/blobs/sha256/" + sha256(L1)[7:]]
+        assert (report.blobs, report.digests, report.skipped) == (3, 3, 1)
+
     def test_progress_reaches_the_total(self, zot: ZotBucket, cache: BlobCache) -> None:
         """progress(done, total) ends at the number of digests."""
         calls: list[tuple[int, int]] = []
