@@ -17,6 +17,8 @@ from blobcache.maintenance._s3 import Bucket, S3Object
 from blobcache.maintenance._stored import log
 
 _SPOOL_CACHE_KIB = 8192
+#: Objects between two ``objects_listed`` log lines (``-v`` shows them).
+_LOG_EVERY = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +120,11 @@ def index_s3(
     spool = _Spool()
     try:
         bucket.check()
-        skipped = 0
+        skipped = listed = 0
         for found in bucket.objects(workers):
+            listed += 1
+            if listed % _LOG_EVERY == 0:
+                log.info("objects_listed", root=str(location), objects=listed)
             is_blob, blob = _blob(location, found)
             if not is_blob:
                 continue
