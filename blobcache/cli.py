@@ -380,7 +380,8 @@ def _loud_placeholder_originals(report: maintenance.VerifyReport) -> None:
             err=True,
         )
         for finding in broken:
-            click.echo(f"  {finding.digest} {finding.path}: {finding.detail}", err=True)
+            where = f" {_text(finding.path)}" if finding.path else ""
+            click.echo(f"  {_text(finding.digest)}{where}: {_text(finding.detail)}", err=True)
 
 
 @cli.command()
@@ -609,10 +610,12 @@ def restore(
     else:
         verb = "restored" if yes else "would restore"
         for item in report.restored:
-            click.echo(f"{verb}: {item.path} <- {item.source}")
+            click.echo(f"{verb}: {_text(item.path)} <- {_text(item.source)}")
         for skipped in report.skipped:
             detail = f": {skipped.detail}" if skipped.detail else ""
-            click.echo(f"skipped ({skipped.reason}): {skipped.path}{detail}", err=True)
+            click.echo(
+                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
+            )
         click.echo(
             f"{len(report.restored)} placeholders {verb}, {_size(report.restored_bytes)} "
             f"{'copied' if yes else 'to copy'}, {len(report.skipped)} skipped"
