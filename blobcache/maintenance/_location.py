@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from blobcache._errors import ConfigurationError
+from blobcache._errors import ConfigurationError, shorten, shown
+from blobcache._url import _has_credentials, _is_http_url, _shown_url
 
 _S3_KEYS = ("region", "endpoint_url", "addressing_style")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -110,70 +111,62 @@ def parse_location(location: str | os.PathLike[str] | StorageLocation) -> Storag
         return _s3(text)
     if _SCHEME.match(text):
         raise ConfigurationError(
-            f"unsupported storage location scheme in {text.split('://')[0]!r}; "
+            f"unsupported storage location scheme {shown(text.split('://')[0])}; "
             "give a directory or s3://BUCKET[/ROOTDIRECTORY]"
         )
     return LocalDirectory(os.path.abspath(text))
 
 
 def _s3(url: str) -> S3Location:
-    try:
-        parts = urlsplit(url)
-        credentials = parts.username is not None or parts.password is not None
-        host = parts.netloc
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed s3:// location: {exc}") from exc
-    if credentials or "@" in host:
+    if _has_credentials(url):
         # Never echo the URL: it holds a secret.
         raise ConfigurationError(
             "credentials do not belong in an s3:// location; use botocore's usual chain "
             "(environment, profile, instance role)"
         )
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed s3:// location {_shown_url(url)}: {exc}") from exc
     if not _BUCKET.fullmatch(host):
         raise ConfigurationError(
-            f"cannot read a bucket name from {url!r}; write 's3://BUCKET[/ROOTDIRECTORY]'"
+            f"cannot read a bucket name from {_shown_url(url)}; write 's3://BUCKET[/ROOTDIRECTORY]'"
         )
     root = parts.path.strip("/")
     if root and any(part in ("", ".", "..") for part in root.split("/")):
         raise ConfigurationError(
-            f"the root directory in {url!r} has an empty, '.' or '..' component"
+            f"the root directory in {_shown_url(url)} has an empty, '.' or '..' component"
         )
     try:
         query = dict(
             parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         )
     except ValueError as exc:
-        raise ConfigurationError(f"malformed query string in {url!r}") from exc
+        raise ConfigurationError(f"malformed query string in {_shown_url(url)}") from exc
     unknown = sorted(set(query) - set(_S3_KEYS))
     if unknown:
         raise ConfigurationError(
-            f"unknown s3:// location option(s) {', '.join(unknown)}; "
+            f"unknown s3:// location option(s) {shorten(', '.join(unknown))}; "
             f"valid ones are {', '.join(_S3_KEYS)}"
         )
     endpoint = query.get("endpoint_url") or None
     if endpoint is not None:
-        try:
-            endpoint_parts = urlsplit(endpoint)
-            valid = (
-                endpoint_parts.scheme in ("http", "https")
-                and bool(endpoint_parts.hostname)
-                and endpoint_parts.port != 0
-            )
-            secret = endpoint_parts.username is not None or endpoint_parts.password is not None
-        except ValueError:
-            valid, secret = False, False
-        if secret:
+        if _has_credentials(endpoint):
             raise ConfigurationError(
                 "credentials do not belong in endpoint_url; use botocore's usual chain"
             )
-        if not valid:
+        if not _is_http_url(endpoint):
             raise ConfigurationError(
                 "endpoint_url must be an http(s) URL with a host, such as "
-                f"'http://127.0.0.1:9000', not {endpoint!r} (percent-encode it in the location)"
+                f"'http://127.0.0.1:9000', not {_shown_url(endpoint)} "
+                "(percent-encode it in the location)"
             )
     style = query.get("addressing_style") or "auto"
     if style not in ("auto", "path", "virtual"):
-        raise ConfigurationError(f"addressing_style must be auto, path or virtual, not {style!r}")
+        raise ConfigurationError(
+            f"addressing_style must be auto, path or virtual, not {shown(style)}"
+        )
     return S3Location(
         host,
         root,

@@ -18,7 +18,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable
+from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable, shorten
 from blobcache.maintenance._location import S3Location
 
 _CHUNK = 1 << 20
@@ -285,7 +285,9 @@ class Bucket:
         self.client.close()
 
     def _where(self, key: str | None) -> str:
-        return f"s3://{self.location.bucket}/{key}" if key else f"bucket {self.location.bucket!r}"
+        if key is None:
+            return f"bucket {self.location.bucket!r}"
+        return shorten(f"s3://{self.location.bucket}/{key}")
 
     def _inside(self, key: str) -> None:
         # The one gate every object request passes: no key outside the location, ever.
