@@ -86,6 +86,9 @@ class Bucket:
             )
         except BotoCoreError as exc:
             raise ConfigurationError(f"cannot set up an S3 client for {location}: {exc}") from exc
+        # botocore before late 2024 has no If-Match on PutObject: then only the re-check holds.
+        put = self.client.meta.service_model.operation_model("PutObject")
+        self.conditional_put = "IfMatch" in put.input_shape.members
 
     def check(self) -> None:
         """Fail clearly now if the bucket is missing or these credentials may not list it."""
@@ -243,6 +246,7 @@ class Bucket:
         copy was rewritten since; a lost response retried after success is
         told apart by the placeholder it finds.
         """
+        condition = {"IfMatch": copy.etag} if self.conditional_put else {}
         raw = self._call(
             "PutObject",
             copy.key,
@@ -250,7 +254,7 @@ class Bucket:
             Bucket=self.location.bucket,
             Key=copy.key,
             Body=b"",
-            IfMatch=copy.etag,
+            **condition,
         )
         if not isinstance(raw, _Failed):
             return "done"

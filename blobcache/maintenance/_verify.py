@@ -65,7 +65,7 @@ class VerifyReport:
 
     items: int
     paths: int
-    #: Paths not checked on disk: relative without a root, outside the root,
+    #: Paths not checked on disk, being relative without a root, outside the root,
     #: behind a symlinked or unreadable directory, or stored in a form the
     #: cache cannot give back (absolute in relative-path mode).
     unchecked: int
@@ -137,13 +137,13 @@ def verify(
     mapper = mapper_of(cache)
     with probe_of(cache, root, workers) as probe:
 
-        def check(raw: StoredItem) -> tuple[StoredItem, _DiskCheck]:
-            return raw, _disk_findings(raw, mapper, probe)
+        def check(item: StoredItem) -> tuple[StoredItem, _DiskCheck]:
+            return item, _disk_findings(item, mapper, probe)
 
-        for raw, checked in bounded_map(check, stored_items(cache, segments), probe.workers):
+        for item, checked in bounded_map(check, stored_items(cache, segments), probe.workers):
             items += 1
-            paths += len(raw.paths | raw.legacy_paths)
-            findings.extend(_invariant_findings(raw, mapper))
+            paths += len(item.paths | item.legacy_paths)
+            findings.extend(_invariant_findings(item, mapper))
             findings.extend(checked.findings)
             unchecked += checked.unchecked
     for finding in findings:
@@ -224,15 +224,15 @@ def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
     return Finding(kind, digest, path, _ADVICE[kind])
 
 
-def _invariant_findings(raw: StoredItem, mapper: PathMapper) -> Iterator[Finding]:
-    if raw.legacy_paths:
-        yield _finding("legacy_item", raw.digest, None)
-    if not raw.paths and not raw.legacy_paths and raw.original is None:
-        yield _finding("empty_item", raw.digest, None)
-    elif raw.paths and raw.original is None:
-        yield _finding("missing_original", raw.digest, None)
-    elif raw.original is not None and raw.original not in raw.paths and not raw.legacy_paths:
-        yield _finding("original_not_in_paths", raw.digest, mapper.to_public(raw.original))
+def _invariant_findings(item: StoredItem, mapper: PathMapper) -> Iterator[Finding]:
+    if item.legacy_paths:
+        yield _finding("legacy_item", item.digest, None)
+    if not item.paths and not item.legacy_paths and item.original is None:
+        yield _finding("empty_item", item.digest, None)
+    elif item.paths and item.original is None:
+        yield _finding("missing_original", item.digest, None)
+    elif item.original is not None and item.original not in item.paths and not item.legacy_paths:
+        yield _finding("original_not_in_paths", item.digest, mapper.to_public(item.original))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +276,11 @@ def _round_trips(mapper: PathMapper, stored: str, path: str) -> bool:
         return False
 
 
-def _disk_findings(raw: StoredItem, mapper: PathMapper, probe: Probe) -> _DiskCheck:
+def _disk_findings(item: StoredItem, mapper: PathMapper, probe: Probe) -> _DiskCheck:
     unchecked = 0
     findings: list[Finding] = []
     sizes: dict[str, int] = {}
-    every = raw.paths | ({raw.original} if raw.original else set())
+    every = item.paths | ({item.original} if item.original else set())
     for stored in sorted(every):
         path = mapper.to_public(stored)
         checked, size = False, None
@@ -289,18 +289,18 @@ def _disk_findings(raw: StoredItem, mapper: PathMapper, probe: Probe) -> _DiskCh
         if not checked:
             unchecked += 1
         elif size is None:
-            findings.append(_finding("missing_path", raw.digest, path))
+            findings.append(_finding("missing_path", item.digest, path))
         else:
             sizes[stored] = size
-    original = raw.original
-    if original is None or sizes.get(original) != 0 or raw.digest in EMPTY_DIGESTS:
+    original = item.original
+    if original is None or sizes.get(original) != 0 or item.digest in EMPTY_DIGESTS:
         return _DiskCheck(tuple(findings), unchecked)
     content = sorted(stored for stored, size in sizes.items() if size > 0)
     if content:
         findings.append(
             Finding(
                 "placeholder_original",
-                raw.digest,
+                item.digest,
                 mapper.to_public(original),
                 _ADVICE["placeholder_original"]
                 + (
@@ -314,7 +314,7 @@ def _disk_findings(raw: StoredItem, mapper: PathMapper, probe: Probe) -> _DiskCh
         findings.append(
             Finding(
                 "placeholder_original",
-                raw.digest,
+                item.digest,
                 mapper.to_public(original),
                 "the original is a zero-byte placeholder and no recorded path holds the "
                 "content: every pull of this digest fails or gets an empty blob; push the "

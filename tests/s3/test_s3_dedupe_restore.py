@@ -20,6 +20,22 @@ BUSYBOX_L2 = blob_key("base/zot/library/busybox", sha256(L2))
 LOST = blob_key("base/zot/team/web", sha256(L3))
 
 
+def require_if_match(zot: ZotBucket) -> None:
+    """Skip where botocore or moto predates If-Match on PutObject (the floors of tox -e min)."""
+    model = zot.client.meta.service_model.operation_model("PutObject")
+    if "IfMatch" not in model.input_shape.members:
+        pytest.skip("this botocore has no If-Match on PutObject; dedupe relies on its re-check")
+    key = "base/if-match-probe"
+    zot.put(key, b"probe")
+    try:
+        zot.client.put_object(Bucket=zot.name, Key=key, Body=b"", IfMatch='"0000"')
+    except zot.client.exceptions.ClientError:
+        return
+    finally:
+        zot.client.delete_object(Bucket=zot.name, Key=key)
+    pytest.skip("this moto ignores If-Match on PutObject; dedupe relies on its re-check")
+
+
 class TestDedupeOnS3:
     def test_dry_run_changes_nothing(self, zot: ZotBucket, cache: BlobCache) -> None:
         """Without apply: the copies that would become placeholders and the bytes, no write."""
@@ -101,6 +117,7 @@ class TestDedupeOnS3:
     ) -> None:
         """A copy rewritten after every check, just before the PutObject: the server refuses
         the write (If-Match on the ETag), the copy is skipped and keeps its new bytes."""
+        require_if_match(zot)
         index(cache, zot.url)
         rewritten = b"z" * len(L1)
 
@@ -137,6 +154,7 @@ class TestDedupeOnS3:
     def test_the_server_honours_if_match_on_put_object(self, zot: ZotBucket) -> None:
         """What the conditional replacement relies on: moto's server refuses a PutObject
         whose If-Match names another ETag (AWS S3 does too)."""
+        require_if_match(zot)
         client = zot.client
         with pytest.raises(client.exceptions.ClientError, match="PreconditionFailed"):
             client.put_object(Bucket=zot.name, Key=BUSYBOX, Body=b"", IfMatch='"0000"')
