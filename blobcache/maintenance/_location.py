@@ -49,9 +49,9 @@ class S3Location:
     root_directory: str = ""
     region: str | None = None
     endpoint_url: str | None = None
-    #: botocore's S3 addressing style: ``"auto"``, ``"path"`` or ``"virtual"``.
+    #: The addressing style of botocore's S3 client, ``"auto"``, ``"path"`` or ``"virtual"``.
     addressing_style: str = "auto"
-    #: The botocore session to create the client from (default: a new one).
+    #: The botocore session to create the client from (a new one if not given).
     session: Any = field(default=None, compare=False, repr=False)
 
     @property

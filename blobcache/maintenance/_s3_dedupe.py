@@ -38,7 +38,7 @@ class RestoreReport:
     .. versionadded:: 0.1
     """
 
-    #: False for a dry run: no object was written.
+    #: False for a dry run, which writes no object.
     applied: bool
     restored: tuple[Restored, ...]
     #: Bytes written into placeholders (or that would be).

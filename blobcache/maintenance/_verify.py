@@ -78,7 +78,7 @@ class VerifyReport:
 
     @property
     def placeholder_originals(self) -> tuple[Finding, ...]:
-        """The originals that are zero-byte placeholders: on S3, pulls of empty blobs.
+        """The originals that are zero-byte placeholders, on S3 pulls of empty blobs.
 
         .. versionadded:: 0.1
         """
