@@ -71,6 +71,7 @@ bench: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
 	$(BIN)/python benchmarks/dynamodb_overhead.py
 	$(BIN)/python benchmarks/bulk_calls.py
 	$(BIN)/python benchmarks/index_scale.py
+	$(BIN)/python benchmarks/s3_index.py
 
 clean:
 	rm -rf $(VENV) .tox .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
