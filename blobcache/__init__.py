@@ -15,7 +15,7 @@ from blobcache._errors import (
     StoreUnavailable,
     TableNotFound,
 )
-from blobcache._options import Options
+from blobcache._options import Options, OptionsDict
 from blobcache._url import default_url
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "InvalidPath",
     "ItemTooLarge",
     "Options",
+    "OptionsDict",
     "StoreUnavailable",
     "TableNotFound",
     "default_url",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Unpack
 
 from blobcache._backends import open_backend
 from blobcache._backends.base import Backend, Item
 from blobcache._errors import CacheMiss
 from blobcache._logging import get_logger
-from blobcache._options import Options
+from blobcache._options import Options, OptionsDict
 from blobcache._url import parse_url
 from blobcache._validate import PathMapper, parse_digest
 
@@ -55,7 +55,7 @@ class BlobCache:
         url: str | None = None,
         *,
         root: str | os.PathLike[str] | None = None,
-        **options: Any,
+        **options: Unpack[OptionsDict],
     ) -> BlobCache:
         """Open the cache at ``url``.
 
@@ -65,7 +65,8 @@ class BlobCache:
                 one, ``$BLOBCACHE_URL``, else a SQLite file in the per-user data
                 directory.
             root: store paths relative to this directory (relative-path mode).
-            options: any `Options` field, overriding the URL's query.
+            options: any `Options` field, overriding the URL's query (typed by
+                `OptionsDict`, so a misspelt name is a type error).
 
         Raises:
             ConfigurationError: the URL or an option is wrong.

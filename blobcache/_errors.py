@@ -80,9 +80,11 @@ class ItemTooLarge(BlobCacheError):
 class TableNotFound(BlobCacheError):
     """The table (or SQLite schema) does not exist yet."""
 
-    def __init__(self, table: str, *, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, table: str, *, cause: BaseException | None = None, kind: str = "table"
+    ) -> None:
         super().__init__(
-            f"table {table!r} does not exist; create it with cache.create_table() "
+            f"{kind} {table!r} does not exist; create it with cache.create_table() "
             "or 'blobcache create-table --url URL'",
             cause=cause,
         )

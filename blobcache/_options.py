@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from blobcache._errors import ConfigurationError
 
@@ -56,6 +56,11 @@ class Options:
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
+    #: Refuse a store that does not exist yet instead of creating it on first use: a
+    #: missing SQLite file (or one without blobcache's schema) raises `TableNotFound`
+    #: naming it. `BlobCache.create_table` still creates it. DynamoDB never creates a
+    #: table outside `create_table`, so this changes nothing there.
+    must_exist: bool = False
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
@@ -141,3 +146,31 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
     if mismatched:
         raise ConfigurationError(f"option {name} must be {kind}, not {value!r}")
     return value
+
+
+class OptionsDict(TypedDict, total=False):
+    """The `Options` fields as keyword arguments of `BlobCache.from_url`, for type checkers.
+
+    ``BlobCache.from_url(url, read_timout=2)`` is then a type error, not a surprise at run
+    time. Every key is an `Options` field, with the same meaning and type.
+
+    .. versionadded:: 0.1
+    """
+
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    max_attempts: int
+    backoff: float
+    max_backoff: float
+    max_pool_connections: int
+    consistent_read: bool
+    page_size: int | None
+    scan_segments: int
+    billing_mode: BillingMode
+    read_capacity: int | None
+    write_capacity: int | None
+    table_wait_timeout: float
+    busy_timeout: float
+    synchronous: Synchronous
+    must_exist: bool

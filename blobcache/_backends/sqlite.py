@@ -7,9 +7,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from blobcache._backends.base import Item, Removal, StoredItem
-from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable
+from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable, TableNotFound
 from blobcache._options import Options
 from blobcache._url import Location
 
@@ -82,7 +83,7 @@ class SQLiteBackend:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, *, create: bool = False) -> sqlite3.Connection:
         local = self._local
         connection = local.connection
         if (
@@ -97,7 +98,7 @@ class SQLiteBackend:
             else:
                 connection.close()  # this thread's own, from before close()
             local.connection = None
-        connection = self._open()
+        connection = self._open(create=create or not self.options.must_exist)
         local.connection, local.epoch, local.generation = (
             connection,
             self._epoch,
@@ -105,16 +106,20 @@ class SQLiteBackend:
         )
         return connection
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, *, create: bool) -> sqlite3.Connection:
         with self._translate():
             try:
                 connection = sqlite3.connect(
-                    self.target,
+                    # mode=rw: open an existing file only (must_exist), never create one.
+                    self.target if create else f"{Path(self.target).as_uri()}?mode=rw",
                     timeout=self.options.busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
+                    uri=not create,
                 )
             except sqlite3.OperationalError as exc:
+                if not create and not os.path.exists(self.target):
+                    raise self._missing(exc) from exc
                 raise ConfigurationError(
                     f"cannot open SQLite database {self.target!r}: {exc}; check that its "
                     "directory exists and is writable",
@@ -122,7 +127,10 @@ class SQLiteBackend:
                 ) from exc
             try:
                 # Refuse a newer file before the WAL switch, which rewrites its header.
-                self._refuse_newer(connection.execute("PRAGMA user_version").fetchone()[0])
+                (version,) = connection.execute("PRAGMA user_version").fetchone()
+                self._refuse_newer(version)
+                if version == 0 and not create:
+                    raise self._missing(None)  # before the WAL switch writes to the file
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(f"PRAGMA synchronous = {self.options.synchronous}")
                 self._ensure_schema(connection)
@@ -144,6 +152,9 @@ class SQLiteBackend:
                         connection.execute(statement)
                     version, self._created_schema = SCHEMA_VERSION, True
         self._refuse_newer(version)
+
+    def _missing(self, cause: BaseException | None) -> TableNotFound:
+        return TableNotFound(self.target, cause=cause, kind="SQLite database")
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -218,7 +229,7 @@ class SQLiteBackend:
 
         Returns ``True`` once, to the first call after this backend created the schema.
         """
-        self._connection()
+        self._connection(create=True)
         created, self._created_schema = self._created_schema, False
         return created
 
