@@ -38,43 +38,102 @@ from blobcache._errors import (
     TableNotFound,
 )
 
-#: Key in ``click.Context.meta`` of a callable ``open_cache(root) -> BlobCache``.
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_FINDINGS",
+    "EXIT_MISS",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "OPEN_CACHE",
+    "PROGRAM",
+    "cli",
+    "main",
+]
+
+#: Key in ``click.Context.meta`` of a callable ``open_cache(root, **options) -> BlobCache``.
 OPEN_CACHE = "blobcache.open_cache"
-EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_FAILED = 0, 1, 2, 3, 4
+#: Key in ``click.Context.meta`` of what a host says ``--url`` defaults to, for ``--help``.
+URL_DEFAULT = "blobcache.url_default"
+#: Key in ``click.Context.meta`` of the program name hints should use (``flask blobcache``).
+PROGRAM = "blobcache.program"
+
+#: Exit code: done, nothing found wrong.
+EXIT_OK = 0
+#: Exit code: inconsistencies found (verify, a dry-run prune, bad import lines...).
+EXIT_FINDINGS = 1
+#: Exit code: the digest or path asked for is not in the cache (get, paths, has).
+EXIT_MISS = EXIT_FINDINGS
+#: Exit code: a usage or configuration error, or a store that does not exist.
+EXIT_USAGE = 2
+#: Exit code: the backend could not be reached (after retries).
+EXIT_UNAVAILABLE = 3
+#: Exit code: any other failure (a file system error, an item past the size limit).
+EXIT_FAILED = 4
+
 _USAGE_ERRORS = (ConfigurationError, InvalidDigest, InvalidPath, TableNotFound)
-_SETTINGS = "blobcache.settings"
+_INVOCATION = "blobcache.invocation"
 _HANDLER_FLAG = "_blobcache_cli"
+_DEFAULT_URL_HELP = "$BLOBCACHE_URL, else the per-user SQLite file"
+# WARNING events whose content the command's report prints on stdout anyway: shown
+# only with -v, so a finding is not printed twice.
+_REPORTED_EVENTS = frozenset({"inconsistency_found", "digest_mismatch", "import_line_rejected"})
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass
-class _Settings:
+class _Invocation:
+    """What this run of the command line was told: the cache to open, how loud to be."""
+
     url: str | None = None
     root: str | None = None
     verbose: int = 0
 
 
-def _settings(ctx: click.Context) -> _Settings:
-    settings = ctx.meta.get(_SETTINGS)
-    if settings is None:
-        settings = ctx.meta[_SETTINGS] = _Settings()
-    return cast(_Settings, settings)
+def _invocation(ctx: click.Context) -> _Invocation:
+    found = ctx.meta.get(_INVOCATION)
+    if found is None:
+        found = ctx.meta[_INVOCATION] = _Invocation()
+    return cast(_Invocation, found)
 
 
-def _open_cache(ctx: click.Context, **options: Any) -> BlobCache:
-    """The cache the options name: command-level ``--url``/``--root``, then the group's."""
-    settings = _settings(ctx)
-    params = ctx.params
-    url = params.get("url") or settings.url
-    root = params.get("root") or settings.root
+def _open_cache(ctx: click.Context, *, may_create: bool = False, **options: Any) -> BlobCache:
+    """The cache ``--url``/``--root`` name (the command's over the group's), else the host's.
+
+    Only commands that write (``may_create``) may create a store that does not exist;
+    the others refuse it (``must_exist``), so a mistyped URL is an error, not an empty
+    cache.
+    """
+    invocation = _invocation(ctx)
+    if not may_create:
+        options.setdefault("must_exist", True)
     hook = ctx.meta.get(OPEN_CACHE)
-    if url is None and hook is not None:
-        cache = cast(BlobCache, hook(root, **options))
+    if invocation.url is None and hook is not None:
+        cache = cast(BlobCache, hook(invocation.root, **options))
     else:
-        cache = BlobCache.from_url(url, root=root, **options)
+        cache = BlobCache.from_url(invocation.url, root=invocation.root, **options)
     ctx.call_on_close(cache.close)
     return cache
+
+
+def _program(ctx: click.Context) -> str:
+    """How the user ran us: ``blobcache``, ``flask blobcache``, ``python manage.py blobcache``."""
+    return str(ctx.meta.get(PROGRAM) or "blobcache")
+
+
+def _for_program(ctx: click.Context, text: str) -> str:
+    """``text`` with its ``'blobcache ...'`` hints spelt the way the user runs the commands."""
+    program = _program(ctx)
+    return text if program == "blobcache" else text.replace("'blobcache ", f"'{program} ")
+
+
+class _ReportedFilter(logging.Filter):
+    """Drops the WARNING events a command's report already prints (unless -v)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = record.msg.get("event") if isinstance(record.msg, dict) else None
+        return event not in _REPORTED_EVENTS
 
 
 def _configure_logging(verbose: int) -> None:
@@ -86,6 +145,8 @@ def _configure_logging(verbose: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     setattr(handler, _HANDLER_FLAG, True)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    if not verbose:
+        handler.addFilter(_ReportedFilter())
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
 
@@ -98,7 +159,7 @@ def _exit_code(error: BaseException) -> int:
     ):
         return EXIT_USAGE
     if isinstance(error, CacheMiss):
-        return EXIT_FOUND
+        return EXIT_MISS
     return EXIT_FAILED
 
 
@@ -111,27 +172,87 @@ def _handled(command: Command) -> Command:
         try:
             return command(*args, **kwargs)
         except (BlobCacheError, OSError, ValueError) as error:
-            if _settings(ctx).verbose:
+            if _invocation(ctx).verbose:
                 traceback.print_exc(file=sys.stderr)
-            click.echo(f"blobcache: error: {error}", err=True)
+            click.echo(f"blobcache: error: {_for_program(ctx, str(error))}", err=True)
             ctx.exit(_exit_code(error))
 
     return cast(Command, run)
 
 
-def _cache_options(command: Command) -> Command:
-    """``--url`` and ``--root`` on a command; they override the group's."""
-    command = click.option(
-        "--root",
-        type=click.Path(file_okay=False),
-        help="Store paths relative to this directory (relative-path mode).",
-    )(command)
-    return click.option(
-        "--url",
-        metavar="URL",
-        help="sqlite:///FILE or dynamodb:///TABLE?region=...; default $BLOBCACHE_URL, "
-        "else the per-user SQLite file.",
-    )(command)
+class _UrlOption(click.Option):
+    """``--url``, whose help says what the host (Flask, Django) makes it default to."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        default = ctx.meta.get(URL_DEFAULT, _DEFAULT_URL_HELP)
+        self.help = f"sqlite:///FILE or dynamodb:///TABLE?region=...; default: {default}."
+        return super().get_help_record(ctx)
+
+
+def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback that records an option in the invocation; later (inner) values win."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        invocation = _invocation(ctx)
+        if field == "verbose":
+            if value:
+                invocation.verbose += value
+                _configure_logging(invocation.verbose)
+        elif value is not None:
+            setattr(invocation, field, value)
+
+    return callback
+
+
+def _common_options(command: Command) -> Command:
+    """``--url``, ``--root`` and ``-v``: accepted before and after the command name.
+
+    They are recorded in the invocation, not passed to the command: a command opens
+    its cache with `_open_cache`.
+    """
+    options = (
+        click.option(
+            "--url", metavar="URL", cls=_UrlOption, expose_value=False, callback=_remember("url")
+        ),
+        click.option(
+            "--root",
+            type=click.Path(file_okay=False),
+            expose_value=False,
+            callback=_remember("root"),
+            help="Store paths relative to this directory (relative-path mode).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_remember("verbose"),
+            help="More logging on stderr (-vv: debug); tracebacks on errors.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_cache_options = _common_options
+
+
+def _output_options(*, json_: bool = True, jsonl: bool = False) -> Callable[[Command], Command]:
+    """``--json`` (one document) and ``--jsonl`` (one object per line), the same everywhere."""
+
+    def decorate(command: Command) -> Command:
+        if jsonl:
+            command = click.option(
+                "--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per line."
+            )(command)
+        if json_:
+            command = click.option(
+                "--json", "as_json", is_flag=True, help="Print the result as one JSON document."
+            )(command)
+        return command
+
+    return decorate
 
 
 def _segments_option(command: Command) -> Command:
@@ -140,18 +261,6 @@ def _segments_option(command: Command) -> Command:
         type=click.IntRange(min=1),
         default=None,
         help="DynamoDB parallel Scan segments (default: the scan_segments option, 1).",
-    )(command)
-
-
-def _json_option(command: Command) -> Command:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(
-        command
-    )
-
-
-def _jsonl_option(command: Command) -> Command:
-    return click.option(
-        "--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per line."
     )(command)
 
 
@@ -179,6 +288,12 @@ def _echo_lines(records: Iterable[Any]) -> None:
         click.echo(json.dumps(_plain(record), ensure_ascii=False, sort_keys=True))
 
 
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 digest``, ``2 digests``, ``0 entries``: a number with its noun agreeing."""
+    noun = singular if number == 1 else (plural or singular + "s")
+    return f"{number} {noun}"
+
+
 def _size(count: int) -> str:
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -192,28 +307,17 @@ def _size(count: int) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--url",
-    metavar="URL",
-    help="sqlite:///FILE or dynamodb:///TABLE?region=...; default $BLOBCACHE_URL, "
-    "else the per-user SQLite file.",
-)
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False),
-    help="Store paths relative to this directory (relative-path mode).",
-)
-@click.option("-v", "--verbose", count=True, help="More logging on stderr; tracebacks on errors.")
+@_common_options
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, root: str | None, verbose: int) -> None:
+def cli(ctx: click.Context) -> None:
     """Maintain a blobcache: the dedupe map from blob digests to storage paths.
+
+    --url, --root and -v go before or after the command name.
 
     \f
     .. versionadded:: 0.1
     """
-    settings = _settings(ctx)
-    settings.url, settings.root, settings.verbose = url, root, verbose
-    _configure_logging(verbose)
+    _configure_logging(_invocation(ctx).verbose)
 
 
 def main() -> None:
@@ -228,7 +332,7 @@ def main() -> None:
 
 
 @cli.command("create-table")
-@_cache_options
+@_common_options
 @click.option(
     "--billing-mode",
     type=click.Choice(["PAY_PER_REQUEST", "PROVISIONED"], case_sensitive=False),
@@ -248,8 +352,6 @@ def main() -> None:
 @_handled
 def create_table(
     ctx: click.Context,
-    url: str | None,
-    root: str | None,
     billing_mode: str | None,
     read_capacity: int | None,
     write_capacity: int | None,
@@ -262,41 +364,41 @@ def create_table(
         "write_capacity": write_capacity,
         "table_wait_timeout": wait,
     }
-    cache = _open_cache(ctx, **{key: value for key, value in options.items() if value is not None})
+    cache = _open_cache(
+        ctx, may_create=True, **{key: value for key, value in options.items() if value is not None}
+    )
     cache.create_table()
     click.echo(f"table ready: {cache!r}")
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("digest")
 @click.argument("path")
 @click.pass_context
 @_handled
-def put(ctx: click.Context, url: str | None, root: str | None, digest: str, path: str) -> None:
+def put(ctx: click.Context, digest: str, path: str) -> None:
     """Record PATH for DIGEST; the first path recorded becomes the original."""
-    _open_cache(ctx).put(digest, path)
+    _open_cache(ctx, may_create=True).put(digest, path)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("digest")
 @click.pass_context
 @_handled
-def get(ctx: click.Context, url: str | None, root: str | None, digest: str) -> None:
+def get(ctx: click.Context, digest: str) -> None:
     """Print the original path of DIGEST (exit 1 if it has no entry)."""
     click.echo(_open_cache(ctx).get(digest))
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("digest")
-@_json_option
+@_output_options()
 @click.pass_context
 @_handled
-def paths(
-    ctx: click.Context, url: str | None, root: str | None, digest: str, as_json: bool
-) -> None:
+def paths(ctx: click.Context, digest: str, as_json: bool) -> None:
     """Print every path of DIGEST, the original first (exit 1 if it has no entry)."""
     found = _open_cache(ctx).get_all(digest)
     if as_json:
@@ -306,25 +408,25 @@ def paths(
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("digest")
 @click.argument("path")
 @click.pass_context
 @_handled
-def has(ctx: click.Context, url: str | None, root: str | None, digest: str, path: str) -> None:
+def has(ctx: click.Context, digest: str, path: str) -> None:
     """Exit 0 if PATH is recorded for DIGEST, else 1."""
     found = _open_cache(ctx).has(digest, path)
     click.echo("yes" if found else "no")
-    ctx.exit(EXIT_OK if found else EXIT_FOUND)
+    ctx.exit(EXIT_OK if found else EXIT_MISS)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("digest")
 @click.argument("path")
 @click.pass_context
 @_handled
-def delete(ctx: click.Context, url: str | None, root: str | None, digest: str, path: str) -> None:
+def delete(ctx: click.Context, digest: str, path: str) -> None:
     """Forget PATH of DIGEST; an unknown digest or path is a no-op."""
     _open_cache(ctx).delete(digest, path)
 
@@ -333,24 +435,18 @@ def delete(ctx: click.Context, url: str | None, root: str | None, digest: str, p
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("storage_root", metavar="ROOT", type=click.Path(exists=True, file_okay=False))
 @click.option("--verify-digests", is_flag=True, help="Hash every blob; report mismatches.")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True)
-@_json_option
+@_output_options()
 @click.pass_context
 @_handled
 def index(
-    ctx: click.Context,
-    url: str | None,
-    root: str | None,
-    storage_root: str,
-    verify_digests: bool,
-    workers: int,
-    as_json: bool,
+    ctx: click.Context, storage_root: str, verify_digests: bool, workers: int, as_json: bool
 ) -> None:
     """Rebuild the cache from the blobs under ROOT (zot's layout, OCI layouts)."""
-    cache = _open_cache(ctx)
+    cache = _open_cache(ctx, may_create=True)
     cache.create_table()
     bar: Any = None
 
@@ -372,33 +468,26 @@ def index(
         _echo_json(report)
     else:
         click.echo(
-            f"{report.blobs} blobs, {report.digests} digests, {report.duplicates} duplicate "
-            f"copies ({report.placeholders} zero-byte placeholders); dedupe would reclaim "
-            f"{_size(report.reclaimable_bytes)}; {report.recorded} paths recorded"
+            f"{_count(report.blobs, 'blob')}, {_count(report.digests, 'digest')}, "
+            f"{_count(report.duplicates, 'duplicate copy', 'duplicate copies')} "
+            f"({_count(report.placeholders, 'zero-byte placeholder')}); dedupe would reclaim "
+            f"{_size(report.reclaimable_bytes)}; {_count(report.recorded, 'path')} recorded"
         )
         for mismatch in report.mismatches:
             click.echo(
                 f"mismatch: {mismatch.path} holds {mismatch.actual}, not {mismatch.expected}"
             )
     if report.mismatches:
-        ctx.exit(EXIT_FOUND)
+        ctx.exit(EXIT_FINDINGS)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @_segments_option
-@_json_option
-@_jsonl_option
+@_output_options(jsonl=True)
 @click.pass_context
 @_handled
-def verify(
-    ctx: click.Context,
-    url: str | None,
-    root: str | None,
-    segments: int | None,
-    as_json: bool,
-    as_jsonl: bool,
-) -> None:
+def verify(ctx: click.Context, segments: int | None, as_json: bool, as_jsonl: bool) -> None:
     """Report stale paths, placeholder originals and broken items (exit 1 if any)."""
     report = maintenance.verify(_open_cache(ctx), segments=segments)
     if as_json:
@@ -408,31 +497,30 @@ def verify(
     else:
         for finding in report.findings:
             where = f" {finding.path}" if finding.path else ""
-            click.echo(f"{finding.kind}: {finding.digest}{where}: {finding.detail}")
+            detail = _for_program(ctx, finding.detail)
+            click.echo(f"{finding.kind}: {finding.digest}{where}: {detail}")
         click.echo(
-            f"{report.items} items, {report.paths} paths, {len(report.findings)} findings"
-            + (f", {report.unchecked} paths not checked on disk" if report.unchecked else "")
+            f"{_count(report.items, 'item')}, {_count(report.paths, 'path')}, "
+            f"{_count(len(report.findings), 'finding')}"
+            + (
+                f", {_count(report.unchecked, 'path')} not checked on disk"
+                if report.unchecked
+                else ""
+            )
         )
     if not report.ok:
-        ctx.exit(EXIT_FOUND)
+        ctx.exit(EXIT_FINDINGS)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.option("--yes", is_flag=True, help="Apply; without it, only show what would go.")
 @_segments_option
-@_json_option
-@_jsonl_option
+@_output_options(jsonl=True)
 @click.pass_context
 @_handled
 def prune(
-    ctx: click.Context,
-    url: str | None,
-    root: str | None,
-    yes: bool,
-    segments: int | None,
-    as_json: bool,
-    as_jsonl: bool,
+    ctx: click.Context, yes: bool, segments: int | None, as_json: bool, as_jsonl: bool
 ) -> None:
     """Forget cached paths with no file behind them; never deletes a file. Dry run by default."""
     report = maintenance.prune(_open_cache(ctx), apply=yes, segments=segments)
@@ -444,28 +532,24 @@ def prune(
         verb = "removed" if yes else "would remove"
         for stale in report.stale:
             click.echo(f"{verb}: {stale.digest} {stale.path}")
-        click.echo(f"{len(report.stale)} stale paths {verb}" + ("" if yes else " (dry run)"))
+        stale_paths = _count(len(report.stale), "stale path")
+        click.echo(
+            f"{stale_paths} removed"
+            if yes
+            else f"{stale_paths} would be removed (dry run; --yes removes them)"
+        )
     if report.stale and not yes:
-        ctx.exit(EXIT_FOUND)
+        ctx.exit(EXIT_FINDINGS)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.argument("storage_root", metavar="ROOT", type=click.Path(exists=True, file_okay=False))
 @click.option("--yes", is_flag=True, help="Link for real; without it, only show what would be.")
-@_json_option
-@_jsonl_option
+@_output_options(jsonl=True)
 @click.pass_context
 @_handled
-def dedupe(
-    ctx: click.Context,
-    url: str | None,
-    root: str | None,
-    storage_root: str,
-    yes: bool,
-    as_json: bool,
-    as_jsonl: bool,
-) -> None:
+def dedupe(ctx: click.Context, storage_root: str, yes: bool, as_json: bool, as_jsonl: bool) -> None:
     """Replace duplicate copies under ROOT by hard links to the original. Dry run by default."""
     report = maintenance.dedupe(_open_cache(ctx), storage_root, apply=yes)
     if as_json:
@@ -479,34 +563,29 @@ def dedupe(
         for skipped in report.skipped:
             detail = f": {skipped.detail}" if skipped.detail else ""
             click.echo(f"skipped ({skipped.reason}): {skipped.path}{detail}", err=True)
+        copies = _count(len(report.links), "copy", "copies")
         click.echo(
-            f"{len(report.links)} copies {verb}, {_size(report.reclaimed_bytes)} "
-            f"{'reclaimed' if yes else 'to reclaim'}, {report.already_linked} already linked, "
-            f"{len(report.skipped)} skipped" + ("" if yes else " (dry run)")
+            (f"{copies} linked" if yes else f"{copies} would be linked")
+            + f", {_size(report.reclaimed_bytes)} {'reclaimed' if yes else 'to reclaim'}, "
+            f"{report.already_linked} already linked, {len(report.skipped)} skipped"
+            + ("" if yes else " (dry run)")
         )
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True)
 @_segments_option
-@_json_option
+@_output_options()
 @click.pass_context
 @_handled
-def stats(
-    ctx: click.Context,
-    url: str | None,
-    root: str | None,
-    top: int,
-    segments: int | None,
-    as_json: bool,
-) -> None:
+def stats(ctx: click.Context, top: int, segments: int | None, as_json: bool) -> None:
     """Count digests and paths, copies per digest, and the largest items."""
     report = maintenance.stats(_open_cache(ctx), top=top, segments=segments)
     if as_json:
         _echo_json(report)
         return
-    click.echo(f"{report.digests} digests, {report.paths} paths")
+    click.echo(f"{_count(report.digests, 'digest')}, {_count(report.paths, 'path')}")
     click.echo("copies per digest:")
     widest = max((count for _, count in report.histogram), default=0)
     for copies, count in report.histogram:
@@ -515,37 +594,34 @@ def stats(
     if report.largest:
         click.echo(f"largest items (DynamoDB limit {_size(report.limit_bytes)}):")
         for item in report.largest:
-            paths = f"{item.paths} path" + ("s" if item.paths != 1 else "")
             click.echo(
-                f"  {item.digest} {paths}, {_size(item.bytes)}, "
+                f"  {item.digest} {_count(item.paths, 'path')}, {_size(item.bytes)}, "
                 f"headroom {_size(item.headroom_bytes)}"
             )
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @click.option(
     "-o", "--output", type=click.File("w", encoding="utf-8"), default="-", show_default=True
 )
 @click.pass_context
 @_handled
-def export(ctx: click.Context, url: str | None, root: str | None, output: IO[str]) -> None:
+def export(ctx: click.Context, output: IO[str]) -> None:
     """Write every entry as JSON Lines (to stdout by default)."""
     report = maintenance.export_jsonl(_open_cache(ctx), output)
-    click.echo(f"exported {report.entries} entries", err=True)
+    click.echo(f"exported {_count(report.entries, 'entry', 'entries')}", err=True)
 
 
 @cli.command("import")
-@_cache_options
+@_common_options
 @click.argument("source", type=click.File("rb"), default="-")
-@_json_option
+@_output_options()
 @click.pass_context
 @_handled
-def import_(
-    ctx: click.Context, url: str | None, root: str | None, source: IO[bytes], as_json: bool
-) -> None:
+def import_(ctx: click.Context, source: IO[bytes], as_json: bool) -> None:
     """Record the entries of a JSON Lines file (stdin by default); exit 1 on bad lines."""
-    cache = _open_cache(ctx)
+    cache = _open_cache(ctx, may_create=True)
     cache.create_table()
     report = maintenance.import_jsonl(cache, source)
     if as_json:
@@ -554,28 +630,30 @@ def import_(
         for bad in report.bad_lines:
             click.echo(f"line {bad.line}: {bad.error}", err=True)
         click.echo(
-            f"{report.imported} entries imported from {report.lines} lines, "
-            f"{report.bad_line_count} bad lines"
+            f"{_count(report.imported, 'entry', 'entries')} imported from "
+            f"{_count(report.lines, 'line')}, {_count(report.bad_line_count, 'bad line')}"
         )
     if report.bad_line_count:
-        ctx.exit(EXIT_FOUND)
+        ctx.exit(EXIT_FINDINGS)
 
 
 @cli.command()
-@_cache_options
+@_common_options
 @_segments_option
-@_json_option
+@_output_options()
 @click.pass_context
 @_handled
-def migrate(
-    ctx: click.Context, url: str | None, root: str | None, segments: int | None, as_json: bool
-) -> None:
+def migrate(ctx: click.Context, segments: int | None, as_json: bool) -> None:
     """Convert legacy items (BlobPath set, no original) to the current layout, in place."""
     report = maintenance.migrate(_open_cache(ctx), segments=segments)
     if as_json:
         _echo_json(report)
     else:
-        click.echo(f"{report.migrated} of {report.items} items migrated")
+        click.echo(f"{report.migrated} of {_count(report.items, 'item')} migrated")
     if report.raced:
-        click.echo(f"{report.raced} items changed meanwhile; run migrate again", err=True)
-        ctx.exit(EXIT_FOUND)
+        click.echo(
+            f"{_count(report.raced, 'item')} changed meanwhile; run "
+            f"'{_program(ctx)} migrate' again",
+            err=True,
+        )
+        ctx.exit(EXIT_FINDINGS)

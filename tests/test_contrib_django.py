@@ -280,6 +280,7 @@ class TestManagementCommand:
         }
         with override_settings(BLOBCACHE=configured):
             caches["other"].put(digest_of(11), "/other")
+            caches["default"].create_table()
             call_command("blobcache", "--cache", "other", "export", "-o", str(tmp_path / "o.jsonl"))
             call_command("blobcache", "export", "-o", str(tmp_path / "d.jsonl"))
         assert digest_of(11) in (tmp_path / "o.jsonl").read_text()
