@@ -9,7 +9,7 @@ from typing import Unpack
 
 from blobcache._backends import open_backend
 from blobcache._backends.base import Backend, Item
-from blobcache._errors import CacheMiss
+from blobcache._errors import CacheMiss, ConfigurationError
 from blobcache._logging import get_logger
 from blobcache._options import Options, OptionsDict
 from blobcache._url import parse_url
@@ -156,6 +156,32 @@ class BlobCache:
         public = self._paths.to_public
         for digest, item in self._backend.scan():
             yield BlobEntry(digest, public(item.original), frozenset(map(public, item.paths)))
+
+    def check(self) -> None:
+        """Raise `ConfigurationError` for a mistake found without sending a request.
+
+        A SQLite file whose directory does not exist, a DynamoDB table with no region
+        (neither in the URL nor from botocore's chain), a root that is not a directory.
+        Integrations call it at start-up, so the mistake stops the application there
+        rather than at its first request.
+
+        .. versionadded:: 0.1
+        """
+        self._backend.check()
+        if self.root is not None and not os.path.isdir(self.root):
+            raise ConfigurationError(
+                f"root {self.root!r} is not an existing directory; create it, or fix the root"
+            )
+
+    def release(self) -> None:
+        """Give back the connection the calling thread holds, if any (SQLite).
+
+        Cheaper than `close`: other threads keep theirs. Frameworks call it when a
+        request ends. The cache stays usable.
+
+        .. versionadded:: 0.1
+        """
+        self._backend.release()
 
     def close(self) -> None:
         """Release connections; the cache reopens them if used again."""

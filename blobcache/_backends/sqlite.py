@@ -320,6 +320,22 @@ class SQLiteBackend:
         """Nothing to do: the SQLite schema has no legacy layout."""
         return False
 
+    def release(self) -> None:
+        """Close the calling thread's connection only; it reopens on its next use."""
+        local = self._local
+        if local.connection is not None and local.generation == _fork_generation:
+            local.connection.close()
+        local.connection = None
+
+    def check(self) -> None:
+        """The file's directory must exist: SQLite creates files, never directories."""
+        directory = os.path.dirname(self.target)
+        if not os.path.isdir(directory):
+            raise ConfigurationError(
+                f"cannot use SQLite database {self.target!r}: its directory {directory!r} "
+                "does not exist; create it, or fix the URL"
+            )
+
     def close(self) -> None:
         """Close this thread's connection; other threads close theirs on next use.
 
