@@ -1,14 +1,19 @@
 """The ``blobcache`` command line: parse, call `blobcache.maintenance` or `BlobCache`, render.
 
 Results go to stdout (``--json``/``--jsonl`` for machines), logs and progress
-to stderr. Exit codes: 0 ok, 1 inconsistencies found (or a miss), 2 usage or
-configuration error, 3 backend unavailable, 4 any other failure (a file
-system error, an item past the size limit).
+to stderr. ``--url``, ``--root`` and ``-v`` go before or after the command
+name. Exit codes: `EXIT_OK` 0; `EXIT_FINDINGS` 1, inconsistencies found (also
+`EXIT_MISS`: a digest or path not in the cache); `EXIT_USAGE` 2, a usage or
+configuration error, or a store that does not exist; `EXIT_UNAVAILABLE` 3, the
+backend is unreachable; `EXIT_FAILED` 4, any other failure (a file system
+error, an item past the size limit).
 
-The click group is `cli`; a host application can mount it (``flask
-blobcache ...``) and supply its own cache by putting a callable
-``open_cache(root) -> BlobCache`` in ``ctx.meta[OPEN_CACHE]`` before the
-commands run; ``--url`` on the command line still wins.
+Only ``create-table``, ``put``, ``index`` and ``import`` create a store that
+does not exist yet; the others refuse it, so a mistyped URL is an error rather
+than an empty cache.
+
+The click group is `cli`; a host application mounts the same commands on its
+own caches with `HostedGroup` (``flask blobcache``, ``manage.py blobcache``).
 
 .. versionadded:: 0.1
 """
@@ -45,18 +50,16 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
-    "OPEN_CACHE",
-    "PROGRAM",
+    "HostedGroup",
     "cli",
     "main",
 ]
 
-#: Key in ``click.Context.meta`` of a callable ``open_cache(root, **options) -> BlobCache``.
-OPEN_CACHE = "blobcache.open_cache"
-#: Key in ``click.Context.meta`` of what a host says ``--url`` defaults to, for ``--help``.
-URL_DEFAULT = "blobcache.url_default"
-#: Key in ``click.Context.meta`` of the program name hints should use (``flask blobcache``).
-PROGRAM = "blobcache.program"
+# Keys in click.Context.meta that a HostedGroup fills in.
+_OPEN_CACHE = "blobcache.open_cache"
+_URL_DEFAULT = "blobcache.url_default"
+_CACHE_HELP = "blobcache.cache_help"
+_PROGRAM = "blobcache.program"
 
 #: Exit code: done, nothing found wrong.
 EXIT_OK = 0
@@ -88,6 +91,8 @@ class _Invocation:
 
     url: str | None = None
     root: str | None = None
+    #: The host's cache name (``--cache``: a Flask bind, a Django alias).
+    cache: str | None = None
     verbose: int = 0
 
 
@@ -108,9 +113,9 @@ def _open_cache(ctx: click.Context, *, may_create: bool = False, **options: Any)
     invocation = _invocation(ctx)
     if not may_create:
         options.setdefault("must_exist", True)
-    hook = ctx.meta.get(OPEN_CACHE)
+    hook = ctx.meta.get(_OPEN_CACHE)
     if invocation.url is None and hook is not None:
-        cache = cast(BlobCache, hook(invocation.root, **options))
+        cache = cast(BlobCache, hook(invocation.cache, invocation.root, **options))
     else:
         cache = BlobCache.from_url(invocation.url, root=invocation.root, **options)
     ctx.call_on_close(cache.close)
@@ -119,7 +124,7 @@ def _open_cache(ctx: click.Context, *, may_create: bool = False, **options: Any)
 
 def _program(ctx: click.Context) -> str:
     """How the user ran us: ``blobcache``, ``flask blobcache``, ``python manage.py blobcache``."""
-    return str(ctx.meta.get(PROGRAM) or "blobcache")
+    return str(ctx.meta.get(_PROGRAM) or "blobcache")
 
 
 def _for_program(ctx: click.Context, text: str) -> str:
@@ -184,8 +189,18 @@ class _UrlOption(click.Option):
     """``--url``, whose help says what the host (Flask, Django) makes it default to."""
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        default = ctx.meta.get(URL_DEFAULT, _DEFAULT_URL_HELP)
+        default = ctx.meta.get(_URL_DEFAULT, _DEFAULT_URL_HELP)
         self.help = f"sqlite:///FILE or dynamodb:///TABLE?region=...; default: {default}."
+        return super().get_help_record(ctx)
+
+
+class _CacheOption(click.Option):
+    """``--cache NAME``: shown and accepted only where a host has named caches."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if _CACHE_HELP not in ctx.meta:
+            return None
+        self.help = str(ctx.meta[_CACHE_HELP])
         return super().get_help_record(ctx)
 
 
@@ -199,13 +214,19 @@ def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], Non
                 invocation.verbose += value
                 _configure_logging(invocation.verbose)
         elif value is not None:
+            if field == "cache" and _OPEN_CACHE not in ctx.meta:
+                raise click.UsageError(
+                    "--cache names a cache of a Flask app or Django project; "
+                    "the blobcache command takes --url",
+                    ctx,
+                )
             setattr(invocation, field, value)
 
     return callback
 
 
 def _common_options(command: Command) -> Command:
-    """``--url``, ``--root`` and ``-v``: accepted before and after the command name.
+    """``--url``, ``--root``, ``-v`` (and a host's ``--cache``): before or after the command.
 
     They are recorded in the invocation, not passed to the command: a command opens
     its cache with `_open_cache`.
@@ -213,6 +234,13 @@ def _common_options(command: Command) -> Command:
     options = (
         click.option(
             "--url", metavar="URL", cls=_UrlOption, expose_value=False, callback=_remember("url")
+        ),
+        click.option(
+            "--cache",
+            metavar="NAME",
+            cls=_CacheOption,
+            expose_value=False,
+            callback=_remember("cache"),
         ),
         click.option(
             "--root",
@@ -318,6 +346,56 @@ def cli(ctx: click.Context) -> None:
     .. versionadded:: 0.1
     """
     _configure_logging(_invocation(ctx).verbose)
+
+
+class HostedGroup(click.Group):
+    """The commands of `cli`, run against a host application's caches.
+
+    ``flask blobcache`` and ``manage.py blobcache`` are each one of these: the very
+    same commands and options, with ``--cache NAME`` choosing one of the host's
+    caches, ``--url`` still winning over it, and help and hints that name the
+    host's program and settings.
+
+    Args:
+        program: how users run it (``"flask blobcache"``), for hints and help.
+        open_cache: ``open_cache(name, root, **options) -> BlobCache``: the host's
+            cache called ``name`` (``None``: its default one).
+        url_default: what ``--url`` defaults to, in the host's words.
+        cache_help: the help of ``--cache``.
+        help: the group's help text.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        program: str,
+        open_cache: Callable[..., BlobCache],
+        url_default: str,
+        cache_help: str,
+        help: str,
+        callback: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(
+            "blobcache",
+            commands=cli.commands,
+            params=cli.params,
+            callback=callback or cli.callback,
+            help=help,
+            context_settings=cli.context_settings,
+        )
+        self._host = {
+            _PROGRAM: program,
+            _OPEN_CACHE: open_cache,
+            _URL_DEFAULT: url_default,
+            _CACHE_HELP: cache_help,
+        }
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Tell the commands about the host before any option (or ``--help``) is read."""
+        ctx.meta.update(self._host)
+        return super().parse_args(ctx, args)
 
 
 def main() -> None:
