@@ -192,4 +192,4 @@ class TestNames:
         for name, command in cli.cli.commands.items():
             assert command.callback is not None
             parameters = command.callback.__wrapped__.__code__.co_varnames  # type: ignore[attr-defined]
-            assert "url" not in parameters and "root" not in parameters, name
+            assert not {"url", "root"} & set(parameters), name
