@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from blobcache import CacheMiss, InvalidDigest, InvalidPath
-from blobcache.contrib.django import caches
+from blobcache.contrib.django import acache, caches
 
 
 @csrf_exempt  # an API for tools such as curl, not a form
@@ -52,6 +52,18 @@ def locate(request: HttpRequest, digest: str) -> JsonResponse:
     """Where ``digest`` lives: its original and every path recorded for it."""
     try:
         paths = caches["default"].get_all(digest)
+    except InvalidDigest as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except CacheMiss:
+        return JsonResponse({"error": f"{digest} was never uploaded"}, status=404)
+    return JsonResponse({"digest": digest, "original": paths[0], "paths": paths})
+
+
+@require_GET
+async def alocate(request: HttpRequest, digest: str) -> JsonResponse:
+    """`locate` as an async view: the cache call runs off the event loop."""
+    try:
+        paths = await acache.get_all(digest)
     except InvalidDigest as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except CacheMiss:
