@@ -1,4 +1,4 @@
-"""ASGI entry point of the blobshelf example project (``uvicorn blobshelf_site.asgi:application``)."""
+"""ASGI entry point of the blobshelf example (``uvicorn blobshelf_site.asgi:application``)."""
 
 from __future__ import annotations
 
