@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar, Unpack
 
 from blobcache._cache import BlobCache, BlobEntry
@@ -86,6 +86,18 @@ class AsyncBlobCache:
     async def delete(self, digest: str, path: str) -> None:
         """`BlobCache.delete`, off the event loop."""
         await _off_loop(self.sync.delete, digest, path)
+
+    async def put_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """`BlobCache.put_many`, off the event loop (the iterable is read in the worker)."""
+        await _off_loop(self.sync.put_many, pairs)
+
+    async def get_many(self, digests: Iterable[str]) -> dict[str, str]:
+        """`BlobCache.get_many`, off the event loop."""
+        return await _off_loop(self.sync.get_many, digests)
+
+    async def delete_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """`BlobCache.delete_many`, off the event loop."""
+        await _off_loop(self.sync.delete_many, pairs)
 
     async def entries(self) -> AsyncIterator[BlobEntry]:
         """`BlobCache.entries` as an async iterator, fetched in worker threads in batches."""

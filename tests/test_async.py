@@ -42,6 +42,11 @@ class TestAsyncBlobCache:
                 await cache.delete(digest_of(1), "/r/1")
                 assert await cache.get(digest_of(1)) == "/r/copy"
                 assert len([entry async for entry in cache.entries()]) == 300
+                await cache.put_many([(digest_of(500), "/r/500"), (digest_of(501), "/r/501")])
+                found = await cache.get_many([digest_of(500), digest_of(501), digest_of(502)])
+                assert found == {digest_of(500): "/r/500", digest_of(501): "/r/501"}
+                await cache.delete_many([(digest_of(500), "/r/500"), (digest_of(501), "/r/501")])
+                assert await cache.get_many([digest_of(500), digest_of(501)]) == {}
                 with pytest.raises(CacheMiss):
                     await cache.get(digest_of(999))
                 with pytest.raises(InvalidDigest):
