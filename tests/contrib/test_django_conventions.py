@@ -265,8 +265,20 @@ class TestManagePy:
         assert "'python manage.py blobcache create-table" in typo.stderr
         assert "CommandError" not in typo.stderr
 
-    def test_help_lists_every_command(self, project: Path, tmp_path: Path) -> None:
-        listed = self.manage(project, tmp_path / "real.db", "--help").stdout
+    @pytest.mark.parametrize("how", ["--help", "help"])
+    def test_help_lists_every_command(self, project: Path, tmp_path: Path, how: str) -> None:
+        """'manage.py blobcache --help' and 'manage.py help blobcache' show click's help."""
+        if how == "help":
+            listed = subprocess.run(
+                [sys.executable, "manage.py", "help", "blobcache"],
+                cwd=project,
+                env=project_env(project, tmp_path / "real.db"),
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+        else:
+            listed = self.manage(project, tmp_path / "real.db", "--help").stdout
         for name in ("get", "put", "paths", "has", "delete", "dedupe", "verify", "export"):
             assert f"  {name} " in listed, name
         assert "settings.BLOBCACHE[ALIAS]['URL']" in " ".join(listed.split())

@@ -46,7 +46,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors: list[CheckMessage] = []
     for alias in names:
         try:
-            open_alias(alias, testing=False, check=True)
+            # In the test environment, the TEST settings the tests will use.
+            open_alias(alias, check=True)
         except ConfigurationError as exc:
             errors.append(Error(str(exc), obj=f"BLOBCACHE[{alias!r}]", id="blobcache.E002"))
     return errors

@@ -54,6 +54,10 @@ class Command(BaseCommand):
         parser.__class__ = _ClickArguments
         return parser
 
+    def print_help(self, prog_name: str, subcommand: str) -> None:
+        """``manage.py help blobcache``: click's help, which lists the commands."""
+        _run(["--help"], self.stdout._out, self.stderr._out)
+
     def run_from_argv(self, argv: list[str]) -> None:
         """``manage.py blobcache ...``: run click and exit with its code, printing nothing more."""
         self._called_from_command_line = True
