@@ -263,6 +263,7 @@ def _common_options(command: Command) -> Command:
     return command
 
 
+# The earlier names, for branches written before the shared decorators; remove once merged.
 _cache_options = _common_options
 
 
@@ -290,6 +291,10 @@ def _segments_option(command: Command) -> Command:
         default=None,
         help="DynamoDB parallel Scan segments (default: the scan_segments option, 1).",
     )(command)
+
+
+_json_option = _output_options()
+_jsonl_option = _output_options(json_=False, jsonl=True)
 
 
 def _plain(value: Any) -> Any:
