@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,32 @@ class TestViews:
         assert client.get(f"/paths/{digest_of(2)}").status_code == 404
         assert client.get("/blobs/sha256:nope").status_code == 400
 
-    def test_teardown_releases_the_request_threads_connection(self, app: Flask) -> None:
-        """After a request, the thread that served it holds no SQLite connection."""
+    def test_teardown_releases_the_request_threads_connection(
+        self, app: Flask, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each request's end calls BlobCache.release on the thread that served it, and
+        that thread then holds no SQLite connection."""
         cache = app.extensions["blobcache"]
+        released: list[int] = []
+        release = cache.release
+
+        def counting_release() -> None:
+            released.append(threading.get_ident())
+            release()
+
+        monkeypatch.setattr(cache, "release", counting_release)
+        client = app.test_client()
         with app.app_context():
             cache.put(digest_of(1), "/a")
-            assert backend_of(cache)._local.connection is not None
-        assert backend_of(cache)._local.connection is None
-        assert app.test_client().get(f"/blobs/{digest_of(1)}").status_code == 200
-        assert backend_of(cache)._local.connection is None
+        assert client.get(f"/blobs/{digest_of(1)}").status_code == 200
+        assert released == [threading.get_ident()] * 2
+        assert _held_by_this_thread(cache) is None
+
+
+def _held_by_this_thread(cache: BlobCache) -> object:
+    """The SQLite connection the calling thread holds, if the backend keeps one per thread."""
+    local = getattr(backend_of(cache), "_local", None)
+    return getattr(local, "connection", None)
 
 
 class TestFlaskCommandLine:
