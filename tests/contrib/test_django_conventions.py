@@ -251,6 +251,11 @@ class TestManagePy:
         assert json.loads(stats.stdout)["digests"] == 1
         by_alias = self.manage(project, real, "stats", "--cache", "default", "--json")
         assert json.loads(by_alias.stdout)["digests"] == 1
+        # Django's own --settings is Django's (applied before the command runs), not click's.
+        with_settings = self.manage(
+            project, real, "--settings", "blobshelf_site.settings", "stats", "--json"
+        )
+        assert json.loads(with_settings.stdout)["digests"] == 1
 
         # -v after the command is blobcache's verbosity, not Django's.
         verbose = self.manage(project, real, "verify", "-v")
