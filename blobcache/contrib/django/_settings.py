@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core import mail
@@ -56,7 +57,7 @@ def _test_url(alias: str) -> str:
         if _test_directory is None:
             _test_directory = tempfile.mkdtemp(prefix="blobcache-test-")
             atexit.register(shutil.rmtree, _test_directory, ignore_errors=True)
-    return "sqlite:///" + str(Path(_test_directory) / f"{alias}.db")
+    return "sqlite:///" + str(Path(_test_directory) / f"{quote(alias, safe='')}.db")
 
 
 def is_configured() -> bool:
