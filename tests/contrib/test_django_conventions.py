@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,28 @@ class TestDefaultCache:
 
         with override_settings(BLOBCACHE=settings_for(blobcache_sqlite_url)):
             assert asyncio.run(use()) == ["/srv/b"]
+
+
+class TestRequestEnd:
+    def test_request_finished_releases_the_threads_connections(
+        self, blobcache_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """As Django closes its database connections when a request ends, the request's
+        thread gives back what it holds of each open cache (BlobCache.release)."""
+        from django.test import Client
+
+        with override_settings(BLOBCACHE=settings_for(blobcache_sqlite_url)):
+            opened = caches["default"]
+            released: list[int] = []
+            release = opened.release
+
+            def counting_release() -> None:
+                released.append(threading.get_ident())
+                release()
+
+            monkeypatch.setattr(opened, "release", counting_release)
+            assert Client().get(f"/blobs/{DIGEST}").status_code == 404
+        assert released == [threading.get_ident()]
 
 
 class TestIsolationInTests:

@@ -17,10 +17,15 @@ from __future__ import annotations
 
 from typing import cast
 
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, setting_changed
 
 from blobcache import AsyncBlobCache, BlobCache
-from blobcache.contrib.django._handler import CacheHandler, DefaultCache, reset_on_setting_changed
+from blobcache.contrib.django._handler import (
+    CacheHandler,
+    DefaultCache,
+    release_on_request_finished,
+    reset_on_setting_changed,
+)
 
 __all__ = ["CacheHandler", "acache", "cache", "caches"]
 
@@ -34,3 +39,6 @@ acache = AsyncBlobCache(cache)
 # Connected at import, not in AppConfig.ready(), so override_settings resets the handles
 # even in a project that uses caches without listing the app.
 setting_changed.connect(reset_on_setting_changed, dispatch_uid="blobcache.contrib.django")
+request_finished.connect(
+    release_on_request_finished, dispatch_uid="blobcache.contrib.django.release"
+)

@@ -47,12 +47,28 @@ class CacheHandler:
         with self._lock:
             return list(self._handles.values())
 
+    def release_all(self) -> None:
+        """Give back the connections the calling thread holds (`BlobCache.release`).
+
+        Connected to ``request_finished``, as Django closes its database connections
+        at the end of a request.
+        """
+        for cache in self.all():
+            cache.release()
+
     def close_all(self) -> None:
         """Close every handle; the next lookup of an alias opens it anew."""
         with self._lock:
             handles, self._handles = self._handles, {}
         for cache in handles.values():
             cache.close()
+
+
+def release_on_request_finished(**kwargs: Any) -> None:
+    """``request_finished`` receiver: the request's thread gives back its connections."""
+    from blobcache.contrib.django import caches
+
+    caches.release_all()
 
 
 def reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
