@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from blobcache._errors import ConfigurationError
+from blobcache._errors import ConfigurationError, shown
 from blobcache._options import Options
 
 #: Environment variable holding the URL used when none is given.
 URL_ENV = "BLOBCACHE_URL"
 
 _DYNAMODB_KEYS = ("region", "endpoint_url")
+# The user-information part of any URL inside a text: "scheme://user:secret@".
+# Bounded repeats and a lookbehind keep it linear on a hostile megabyte-long URL.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}(?::|%3[Aa])(?://|%2[Ff]%2[Ff]))"
+    r"[^/?#@\s]{0,4096}?(@|%40)"
+)
+# DynamoDB's table name characters (it also wants at least 3; the server says so).
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+# A region name as botocore accepts one: a DNS label (AWS names look like "eu-west-1").
+_REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it (``user:secret@``) replaced by ``***@``."""
+    return _USERINFO.sub(r"\1***\2", text)
+
+
+def _shown_url(url: str) -> str:
+    """A URL as a message may show it: credentials redacted, shortened."""
+    return shown(redact(url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +85,7 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
         parts = urlsplit(url)
         has_credentials = parts.username is not None or parts.password is not None
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise ConfigurationError(f"malformed cache URL: {exc}") from exc
+        raise ConfigurationError(f"malformed cache URL: {redact(str(exc))}") from exc
     if has_credentials:
         raise ConfigurationError(
             "credentials do not belong in a cache URL; use botocore's usual chain "
@@ -75,13 +96,13 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
             parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         )
     except ValueError as exc:
-        raise ConfigurationError(f"malformed query string in cache URL {url!r}") from exc
+        raise ConfigurationError(f"malformed query string in cache URL {_shown_url(url)}") from exc
     if parts.scheme == "dynamodb":
         return _dynamodb(url, parts.netloc, parts.path, query, overrides)
     if parts.scheme == "sqlite":
         return _sqlite(url, parts.netloc, parts.path, query, overrides)
     raise ConfigurationError(
-        f"unsupported cache URL {url!r}; use 'sqlite:///FILE' or 'dynamodb:///TABLE?region=REGION'"
+        f"unsupported cache URL {_shown_url(url)}; use 'sqlite:///FILE' or 'dynamodb:///TABLE?region=REGION'"
     )
 
 
@@ -91,18 +112,41 @@ def _dynamodb(
     table = unquote(path.lstrip("/"))
     if netloc or not table or "/" in table:
         raise ConfigurationError(
-            f"cannot read a table name from {url!r}; write 'dynamodb:///TABLE?region=REGION'"
+            f"cannot read a table name from {_shown_url(url)}; write 'dynamodb:///TABLE?region=REGION'"
+        )
+    if not _TABLE.fullmatch(table):
+        raise ConfigurationError(
+            f"{shown(table)} is not a DynamoDB table name: use at most 255 letters, digits, "
+            "'_', '-' and '.'"
         )
     location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
     endpoint = location.get("endpoint_url")
+    if endpoint is not None and _has_credentials(endpoint):
+        raise ConfigurationError(
+            "endpoint_url must not carry credentials (user:password@); give them through "
+            "botocore's usual chain (environment, profile, instance role)"
+        )
     if endpoint is not None and not _is_http_url(endpoint):
         raise ConfigurationError(
             f"endpoint_url must be an http(s) URL with a host, such as "
-            f"'http://127.0.0.1:8000', not {endpoint!r}"
+            f"'http://127.0.0.1:8000', not {_shown_url(endpoint)}"
+        )
+    region = location.get("region")
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigurationError(
+            f"region must be a region name such as 'us-east-1', not {shown(region)}"
         )
     return Location(
         "dynamodb", table, options=Options.from_mapping({**query, **overrides}), **location
     )
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.username is not None or parts.password is not None
+    except ValueError:
+        return "@" in url  # unparsable: refuse rather than risk echoing a secret
 
 
 def _is_http_url(url: str) -> bool:
@@ -120,14 +164,14 @@ def _sqlite(
     filename = unquote(path[1:])
     if netloc or not filename:
         raise ConfigurationError(
-            f"cannot read a database file from {url!r}; write 'sqlite:///relative.db' "
+            f"cannot read a database file from {_shown_url(url)}; write 'sqlite:///relative.db' "
             "or 'sqlite:////absolute/path.db'"
         )
     if "\x00" in filename:
-        raise ConfigurationError(f"{url!r}: a file name cannot contain a NUL character")
+        raise ConfigurationError(f"{_shown_url(url)}: a file name cannot contain a NUL character")
     if filename == ":memory:" or filename.startswith("file:"):
         raise ConfigurationError(
-            f"{url!r}: in-memory and URI-style SQLite databases are not supported (each "
+            f"{_shown_url(url)}: in-memory and URI-style SQLite databases are not supported (each "
             "thread would see its own database); use a file, e.g. in a temporary directory"
         )
     return Location("sqlite", filename, options=Options.from_mapping({**query, **overrides}))

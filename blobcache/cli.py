@@ -309,6 +309,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _text(value: str) -> str:
+    """A stored string for a line of text output: control characters (newlines, escape
+    sequences, line separators) and backslashes escaped, so a hostile path stays on its
+    line and cannot forge another."""
+    return "".join(
+        "\\\\"
+        if char == "\\"
+        else char
+        if char.isprintable() or char == " "
+        else char.encode("unicode_escape").decode("ascii")
+        for char in value
+    )
+
+
 def _echo_json(value: Any, **extra: Any) -> None:
     document = _plain(value)
     if isinstance(document, dict):
@@ -579,9 +593,9 @@ def verify(ctx: click.Context, segments: int | None, as_json: bool, as_jsonl: bo
         _echo_lines(report.findings)
     else:
         for finding in report.findings:
-            where = f" {finding.path}" if finding.path else ""
-            detail = _for_program(ctx, finding.detail)
-            click.echo(f"{finding.kind}: {finding.digest}{where}: {detail}")
+            where = f" {_text(finding.path)}" if finding.path else ""
+            detail = _text(_for_program(ctx, finding.detail))
+            click.echo(f"{finding.kind}: {_text(finding.digest)}{where}: {detail}")
         click.echo(
             f"{_count(report.items, 'item')}, {_count(report.paths, 'path')}, "
             f"{_count(len(report.findings), 'finding')}"
@@ -614,7 +628,7 @@ def prune(
     else:
         verb = "removed" if yes else "would remove"
         for stale in report.stale:
-            click.echo(f"{verb}: {stale.digest} {stale.path}")
+            click.echo(f"{verb}: {_text(stale.digest)} {_text(stale.path)}")
         stale_paths = _count(len(report.stale), "stale path")
         click.echo(
             f"{stale_paths} removed"
@@ -642,10 +656,12 @@ def dedupe(ctx: click.Context, storage_root: str, yes: bool, as_json: bool, as_j
     else:
         verb = "linked" if yes else "would link"
         for link in report.links:
-            click.echo(f"{verb}: {link.path} -> {link.original}")
+            click.echo(f"{verb}: {_text(link.path)} -> {_text(link.original)}")
         for skipped in report.skipped:
             detail = f": {skipped.detail}" if skipped.detail else ""
-            click.echo(f"skipped ({skipped.reason}): {skipped.path}{detail}", err=True)
+            click.echo(
+                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
+            )
         copies = _count(len(report.links), "copy", "copies")
         click.echo(
             (f"{copies} linked" if yes else f"{copies} would be linked")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import os
 import re
 import shutil
@@ -39,10 +40,14 @@ def _covering_test_exists(path: str, name: str) -> bool:
 
 @pytest.mark.parametrize("block", all_blocks(), ids=lambda block: block.where)
 def test_every_block_is_run_or_covered(block: Block) -> None:
-    """A block is Python (run below), a doctest (run below and by Sphinx), Sphinx markup,
-    or a console transcript marked '<!-- covered by FILE::TEST -->' naming a test that
-    exists. Anything else fails, so a new block cannot go unchecked."""
+    """A block is Python (run below), a doctest (run below and by Sphinx), a JSON document
+    (parsed here), Sphinx markup, or a console transcript marked
+    '<!-- covered by FILE::TEST -->' naming a test that exists. Anything else fails, so a
+    new block cannot go unchecked."""
     if block.info in ("python", "{doctest}"):
+        return
+    if block.info == "json":
+        json.loads(block.text)  # an IAM policy, a --json document: it must at least parse
         return
     if block.info in _MARKUP:
         assert _is_markup(block), f"{block.where}: {block.info} holds code"
