@@ -83,12 +83,12 @@ class TestInAnotherProject:
                 assert blobcache_sqlite_url.startswith("sqlite:///")
             """
         )
-        result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:django")
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
         result.assert_outcomes(passed=2)
 
     def test_fixture_names_do_not_clash_with_the_suites(self, pytester: pytest.Pytester) -> None:
         """Every plugin fixture starts with blobcache_, so none shadows a project's own."""
-        result = pytester.runpytest_subprocess("--fixtures", "-p", "no:randomly", "-p", "no:django")
+        result = pytester.runpytest_subprocess("--fixtures", "-p", "no:randomly")
         lines = result.stdout.str().splitlines()
         start = next(i for i, line in enumerate(lines) if "from blobcache.testing" in line)
         section = lines[start + 1 :]
