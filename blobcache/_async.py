@@ -20,7 +20,7 @@ class AsyncBlobCache:
     """A `BlobCache` for asyncio code, such as async Flask or Django views and ASGI apps.
 
     Every call runs the blocking `BlobCache` call in a worker thread
-    (`asyncio.to_thread`), so the event loop keeps serving other requests while
+    (``asyncio.to_thread``), so the event loop keeps serving other requests while
     SQLite waits for a lock or DynamoDB answers. The rules, errors and results are
     those of `BlobCache`; one `BlobCache` may serve sync and async code at once.
 

@@ -78,7 +78,7 @@ class BlobCache:
 
     @property
     def name(self) -> str:
-        """The backend: ``"dynamodb"`` or ``"sqlite"``."""
+        """The backend's name, its URL scheme (``"dynamodb"`` or ``"sqlite"``)."""
         return self._backend.name
 
     @property
