@@ -52,9 +52,9 @@ def test_every_block_is_run_or_covered(block: Block) -> None:
     if block.info in _MARKUP:
         assert _is_markup(block), f"{block.where}: {block.info} holds code"
         return
-    assert block.info == "console", f"{block.where}: a ```{block.info} block nobody runs"
+    assert block.info in ("console", "text"), f"{block.where}: a ```{block.info} block nobody runs"
     assert block.covered_by is not None, (
-        f"{block.where}: a console block needs '<!-- covered by FILE::TEST -->' before it"
+        f"{block.where}: a {block.info} block needs '<!-- covered by FILE::TEST -->' before it"
     )
     assert _covering_test_exists(*block.covered_by), f"{block.where}: {block.covered_by}"
 

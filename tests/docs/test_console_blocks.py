@@ -118,6 +118,29 @@ def test_maintenance_session(block: Block, tmp_path: Path) -> None:
             assert _matches(want, got), f"{command}: {got!r} is not {want!r}"
 
 
+def test_error_tree() -> None:
+    """The error tree in docs/api.md is blobcache's: each name an exception under the root,
+    with the standard base it says it also is."""
+    import builtins
+
+    import blobcache
+
+    [block] = [
+        block
+        for block in all_blocks()
+        if block.covered_by and block.covered_by[1] == "test_error_tree"
+    ]
+    lines = block.text.splitlines()
+    root = getattr(blobcache, lines[0].strip())
+    for line in lines[1:]:
+        match = re.match(r"^[├└]── (\w+)\s*(?:\(also an? (\w+)\))?", line)
+        assert match, line
+        error = getattr(blobcache, match.group(1))
+        assert issubclass(error, root), line
+        if match.group(2):
+            assert issubclass(error, getattr(builtins, match.group(2))), line
+
+
 def test_every_marker_names_a_test_here_or_elsewhere() -> None:
     """The console blocks this module claims are the ones marked with its tests."""
     here = {name for name in globals() if name.startswith("test_")}
