@@ -6,7 +6,7 @@ import hashlib
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -59,9 +59,13 @@ def locate(request: HttpRequest, digest: str) -> JsonResponse:
     return JsonResponse({"digest": digest, "original": paths[0], "paths": paths})
 
 
-@require_GET
-async def alocate(request: HttpRequest, digest: str) -> JsonResponse:
-    """`locate` as an async view: the cache call runs off the event loop."""
+async def alocate(request: HttpRequest, digest: str) -> HttpResponse:
+    """`locate` as an async view: the cache call runs off the event loop.
+
+    No ``require_GET``: Django's view decorators take async views only from 5.0 on.
+    """
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
     try:
         paths = await acache.get_all(digest)
     except InvalidDigest as exc:
