@@ -15,14 +15,16 @@ from blobcache._errors import (
     StoreUnavailable,
     TableNotFound,
 )
-from blobcache._options import Options
+from blobcache._options import Options, OptionsDict
 from blobcache._url import default_url
 
 if TYPE_CHECKING:
+    from blobcache._async import AsyncBlobCache
     from blobcache._cache import BlobCache, BlobEntry
     from blobcache._model import BlobRecord
 
 __all__ = [
+    "AsyncBlobCache",
     "BlobCache",
     "BlobCacheError",
     "BlobEntry",
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidPath",
     "ItemTooLarge",
     "Options",
+    "OptionsDict",
     "StoreUnavailable",
     "TableNotFound",
     "default_url",
@@ -43,6 +46,7 @@ __all__ = [
 # to import blobcache.testing, a pytest plugin loaded in every run of every project that
 # installs blobcache, nor by the SQLite side for PynamoDB.
 _LAZY = {
+    "AsyncBlobCache": "blobcache._async",
     "BlobCache": "blobcache._cache",
     "BlobEntry": "blobcache._cache",
     "BlobRecord": "blobcache._model",

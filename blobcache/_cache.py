@@ -6,14 +6,14 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from blobcache import _bulk
 from blobcache._backends import open_backend
 from blobcache._backends.base import Backend, Item, Removal
-from blobcache._errors import CacheMiss, InvalidDigest, InvalidPath
+from blobcache._errors import CacheMiss, ConfigurationError, InvalidDigest, InvalidPath
 from blobcache._logging import get_logger
-from blobcache._options import Options
+from blobcache._options import Options, OptionsDict
 from blobcache._url import parse_url
 from blobcache._validate import PathMapper, parse_digest
 
@@ -57,7 +57,7 @@ class BlobCache:
         url: str | None = None,
         *,
         root: str | os.PathLike[str] | None = None,
-        **options: Any,
+        **options: Unpack[OptionsDict],
     ) -> BlobCache:
         """Open the cache at ``url``.
 
@@ -67,7 +67,8 @@ class BlobCache:
                 one, ``$BLOBCACHE_URL``, else a SQLite file in the per-user data
                 directory.
             root: store paths relative to this directory (relative-path mode).
-            options: any `Options` field, overriding the URL's query.
+            options: any `Options` field, overriding the URL's query (typed by
+                `OptionsDict`, so a misspelt name is a type error).
 
         Raises:
             ConfigurationError: the URL or an option is wrong.
@@ -261,6 +262,32 @@ class BlobCache:
         public = self._paths.to_public
         for digest, item in self._backend.scan():
             yield BlobEntry(digest, public(item.original), frozenset(map(public, item.paths)))
+
+    def check(self) -> None:
+        """Raise `ConfigurationError` for a mistake found without sending a request.
+
+        A SQLite file whose directory does not exist, a DynamoDB table with no region
+        (neither in the URL nor from botocore's chain), a root that is not a directory.
+        Integrations call it at start-up, so the mistake stops the application there
+        rather than at its first request.
+
+        .. versionadded:: 0.1
+        """
+        self._backend.check()
+        if self.root is not None and not os.path.isdir(self.root):
+            raise ConfigurationError(
+                f"root {self.root!r} is not an existing directory; create it, or fix the root"
+            )
+
+    def release(self) -> None:
+        """Give back the connection the calling thread holds, if any (SQLite).
+
+        Cheaper than `close`: other threads keep theirs. Frameworks call it when a
+        request ends. The cache stays usable.
+
+        .. versionadded:: 0.1
+        """
+        self._backend.release()
 
     def close(self) -> None:
         """Release connections; the cache reopens them if used again."""

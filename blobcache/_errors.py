@@ -128,9 +128,11 @@ class TableNotFound(BlobCacheError):
     .. versionadded:: 0.1
     """
 
-    def __init__(self, table: str, *, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, table: str, *, cause: BaseException | None = None, kind: str = "table"
+    ) -> None:
         super().__init__(
-            f"table {table!r} does not exist; create it with cache.create_table() "
+            f"{kind} {table!r} does not exist; create it with cache.create_table() "
             "or 'blobcache create-table --url URL'",
             cause=cause,
         )

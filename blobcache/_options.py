@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from blobcache._errors import ConfigurationError, shorten, shown
 
@@ -60,6 +60,11 @@ class Options:
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
+    #: Refuse a store that does not exist yet instead of creating it on first use. A
+    #: missing SQLite file (or one without blobcache's schema) raises `TableNotFound`
+    #: naming it; `BlobCache.create_table` still creates it. DynamoDB never creates a
+    #: table outside `BlobCache.create_table`, so this changes nothing there.
+    must_exist: bool = False
     #: Items per batch a bulk call (put_many, get_many, delete_many) hands the backend;
     #: on SQLite one transaction per batch, on DynamoDB at most this many in flight.
     batch_size: int = 1000
@@ -188,3 +193,34 @@ def _coerce(name: str, annotation: object, given: Any) -> Any:
     if mismatched:
         raise ConfigurationError(f"option {name} must be {kind}, not {shown(value)}")
     return value
+
+
+class OptionsDict(TypedDict, total=False):
+    """The `Options` fields as keyword arguments of `BlobCache.from_url`, for type checkers.
+
+    ``BlobCache.from_url(url, read_timout=2)`` is then a type error, not a surprise at run
+    time. Every key is an `Options` field, with the same meaning and type.
+
+    .. versionadded:: 0.1
+    """
+
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    max_attempts: int
+    backoff: float
+    max_backoff: float
+    max_pool_connections: int
+    consistent_read: bool
+    page_size: int | None
+    scan_segments: int
+    billing_mode: BillingMode
+    read_capacity: int | None
+    write_capacity: int | None
+    table_wait_timeout: float
+    busy_timeout: float
+    synchronous: Synchronous
+    must_exist: bool
+    batch_size: int
+    workers: int
+    pool_size: int

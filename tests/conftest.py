@@ -107,3 +107,11 @@ def atomic_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> Bl
 def dynamo_cache(request: pytest.FixtureRequest, make_cache: CacheFactory) -> BlobCache:
     """A fresh cache on each local DynamoDB server."""
     return make_cache(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _pytester_without_django(request: pytest.FixtureRequest) -> None:
+    """A pytester run is a project of its own: the Django settings the Django tests put in
+    the environment (for django.setup) must not make pytest-django load them there."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("monkeypatch").delenv("DJANGO_SETTINGS_MODULE", raising=False)

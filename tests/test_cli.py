@@ -66,6 +66,7 @@ class TestSingleDigestCommands:
 
     def test_miss_exits_1_with_one_line(self, url: str) -> None:
         """get of an unknown digest prints one error line on stderr and exits 1."""
+        assert run("--url", url, "create-table").exit_code == 0
         result = run("--url", url, "get", digest_of(9))
         assert result.exit_code == 1
         assert result.stdout == ""
@@ -166,7 +167,7 @@ class TestMaintenanceCommands:
         assert copy.stat().st_ino == inode
         applied = run("--url", url, "dedupe", "--yes", str(registry))
         assert applied.exit_code == 0
-        assert "1 copies linked" in applied.stdout
+        assert "1 copy linked" in applied.stdout
         assert copy.stat().st_nlink == 2
 
     def test_export_import(self, url: str, registry: Path, tmp_path: Path) -> None:
@@ -216,7 +217,7 @@ class TestMaintenanceCommands:
         pruned = run("--url", url, "--root", str(root), "prune", "--yes")
 
         assert checked.exit_code == 0
-        assert "1 paths not checked on disk" in checked.stdout
+        assert "1 path not checked on disk" in checked.stdout
         assert pruned.exit_code == 0
         assert pruned.stdout == "0 stale paths removed\n"
         assert stored(url) == before

@@ -76,6 +76,7 @@ class TestInitApp:
 
     def test_root_and_options_reach_the_cache(self, tmp_path: Path) -> None:
         """BLOBCACHE_ROOT turns on relative-path mode; BLOBCACHE_OPTIONS sets Options fields."""
+        (tmp_path / "registry").mkdir()
         app = make_app(
             BLOBCACHE_URL=f"sqlite:///{tmp_path / 'c.db'}",
             BLOBCACHE_ROOT=tmp_path / "registry",

@@ -77,7 +77,7 @@ class TestUpload:
 
         assert response.status_code == 400
         assert "inside the store" in response.json["error"]  # type: ignore[index]
-        assert not store.exists()
+        assert list(store.iterdir()) == []  # the store exists (made at start-up), and is empty
         assert client.get(f"/blobs/{sha256(b'x')}").status_code == 404
 
 

@@ -123,3 +123,9 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    def release(self) -> None:
+        """Give back what the calling thread holds (its SQLite connection); cheap, idempotent."""
+
+    def check(self) -> None:
+        """Raise `ConfigurationError` for a mistake visible without a request."""

@@ -762,6 +762,17 @@ class DynamoDBBackend:
             return False
         return True
 
+    def release(self) -> None:
+        """Nothing to give back: the HTTP connection pool is shared by every thread."""
+
+    def check(self) -> None:
+        """A region must come from the URL or botocore's chain (AWS_DEFAULT_REGION, profile)."""
+        if self.region is None and _session().get_config_variable("region") is None:
+            raise ConfigurationError(
+                f"DynamoDB table {self.target!r} has no region: add ?region=REGION to the URL, "
+                "or set AWS_DEFAULT_REGION"
+            )
+
     def close(self) -> None:
         """Close the HTTP connection pool."""
         if self._client is not None:

@@ -7,9 +7,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from blobcache._backends.base import Item, Removal, StoredItem
-from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable
+from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable, TableNotFound
 from blobcache._options import Options
 from blobcache._url import Location
 
@@ -101,7 +102,7 @@ class SQLiteBackend:
     # none is closed while in use. The epoch is read without a lock: a stale read
     # only lets a connection from before close() serve one more call, or closes one.
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, *, create: bool = False) -> sqlite3.Connection:
         """Lease a connection for this thread's exclusive use; give it back with `_release`."""
         if self._generation != _fork_generation:
             self._forget_parent()
@@ -114,7 +115,7 @@ class SQLiteBackend:
             if connection.epoch == self._epoch:
                 return connection
             connection.close()  # given back as close() ran
-        return self._open()
+        return self._open(create=create or not self.options.must_exist)
 
     def _release(self, connection: sqlite3.Connection) -> None:
         """Give a leased connection back: kept while the pool has room, else closed."""
@@ -146,17 +147,21 @@ class SQLiteBackend:
                 self._lock = threading.Lock()
                 self._generation = _fork_generation
 
-    def _open(self) -> _Connection:
+    def _open(self, *, create: bool) -> _Connection:
         with self._translate():
             try:
                 connection = sqlite3.connect(
-                    self.target,
+                    # mode=rw: open an existing file only (must_exist), never create one.
+                    self.target if create else f"{Path(self.target).as_uri()}?mode=rw",
                     timeout=self.options.busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
                     factory=_Connection,
+                    uri=not create,
                 )
             except sqlite3.OperationalError as exc:
+                if not create and not os.path.exists(self.target):
+                    raise self._missing(exc) from exc
                 raise ConfigurationError(
                     f"cannot open SQLite database {self.target!r}: {exc}; check that its "
                     "directory exists and is writable",
@@ -166,6 +171,8 @@ class SQLiteBackend:
                 # Refuse a newer or a foreign file before the WAL switch, which rewrites
                 # its header, and before the schema is created in it.
                 self._refuse_foreign(connection)
+                if not create and not connection.execute("PRAGMA user_version").fetchone()[0]:
+                    raise self._missing(None)  # must_exist: no schema, and nothing written
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(f"PRAGMA synchronous = {self.options.synchronous}")
                 self._ensure_schema(connection)
@@ -188,6 +195,9 @@ class SQLiteBackend:
                         connection.execute(statement)
                     version, self._created_schema = SCHEMA_VERSION, True
         self._refuse_newer(version)
+
+    def _missing(self, cause: BaseException | None) -> TableNotFound:
+        return TableNotFound(self.target, cause=cause, kind="SQLite database")
 
     def _refuse_foreign(self, connection: sqlite3.Connection) -> None:
         """Refuse, untouched, a file with a newer schema or one another application owns.
@@ -290,7 +300,7 @@ class SQLiteBackend:
 
         Returns ``True`` once, to the first call after this backend created the schema.
         """
-        self._release(self._connection())
+        self._release(self._connection(create=True))
         created, self._created_schema = self._created_schema, False
         return created
 
@@ -405,6 +415,18 @@ class SQLiteBackend:
     def migrate_legacy(self, digest: str, legacy: frozenset[str]) -> bool:
         """Nothing to do: the SQLite schema has no legacy layout."""
         return False
+
+    def release(self) -> None:
+        """Nothing to do: every call gives its connection back to the pool as it ends."""
+
+    def check(self) -> None:
+        """The file's directory must exist: SQLite creates files, never directories."""
+        directory = os.path.dirname(self.target)
+        if not os.path.isdir(directory):
+            raise ConfigurationError(
+                f"cannot use SQLite database {self.target!r}: its directory {directory!r} "
+                "does not exist; create it, or fix the URL"
+            )
 
     def close(self) -> None:
         """Close the idle connections; a leased one is closed when its call gives it back.

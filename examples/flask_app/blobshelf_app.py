@@ -30,6 +30,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         BLOBCACHE_ROOT=store,
     )
     app.config.update(config or {})
+    # init_app checks that the root exists, so the store is made before it.
+    Path(app.config["BLOBSHELF_STORE"]).mkdir(parents=True, exist_ok=True)
     blobcache.init_app(app)
     app.add_url_rule("/files/<path:name>", view_func=upload, methods=["PUT"])
     app.add_url_rule("/blobs/<digest>", view_func=locate, methods=["GET"])

@@ -37,10 +37,10 @@ def test_index_verify_dedupe_restore_prune(zot: ZotBucket, tmp_path: Path) -> No
 
     dry = run("--url", url, "dedupe", zot.url)
     assert dry.exit_code == 0, dry.output
-    assert "2 copies would replace" in dry.stdout
+    assert "2 copies would be replaced by placeholders" in dry.stdout
     assert zot.read(BUSYBOX) == L1
     applied = run("--url", url, "dedupe", zot.url, "--yes", "--workers", "2")
-    assert "2 copies replaced" in applied.stdout
+    assert "2 copies replaced by placeholders" in applied.stdout
     assert zot.read(BUSYBOX) == b""
 
     restored = run("--url", url, "restore", zot.url, "--yes", "--json")

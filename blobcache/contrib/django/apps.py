@@ -22,5 +22,6 @@ class BlobCacheConfig(AppConfig):
         from blobcache.contrib.django import checks as blobcache_checks
 
         checks.register(blobcache_checks.check_settings, "blobcache")
+        checks.register(blobcache_checks.check_setting_names, "blobcache")
         checks.register(blobcache_checks.check_deploy_settings, "blobcache", deploy=True)
         checks.register(blobcache_checks.check_tables, "blobcache", deploy=True)

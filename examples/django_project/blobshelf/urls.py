@@ -9,4 +9,5 @@ from blobshelf import views
 urlpatterns = [
     path("files/<path:name>", views.upload, name="upload"),
     path("blobs/<str:digest>", views.locate, name="locate"),
+    path("async/blobs/<str:digest>", views.alocate, name="alocate"),
 ]

@@ -6,12 +6,12 @@ import hashlib
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from blobcache import CacheMiss, InvalidDigest, InvalidPath
-from blobcache.contrib.django import caches
+from blobcache.contrib.django import acache, caches
 
 
 @csrf_exempt  # an API for tools such as curl, not a form
@@ -52,6 +52,22 @@ def locate(request: HttpRequest, digest: str) -> JsonResponse:
     """Where ``digest`` lives: its original and every path recorded for it."""
     try:
         paths = caches["default"].get_all(digest)
+    except InvalidDigest as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except CacheMiss:
+        return JsonResponse({"error": f"{digest} was never uploaded"}, status=404)
+    return JsonResponse({"digest": digest, "original": paths[0], "paths": paths})
+
+
+async def alocate(request: HttpRequest, digest: str) -> HttpResponse:
+    """`locate` as an async view: the cache call runs off the event loop.
+
+    No ``require_GET``: Django's view decorators take async views only from 5.0 on.
+    """
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    try:
+        paths = await acache.get_all(digest)
     except InvalidDigest as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except CacheMiss:

@@ -15,11 +15,14 @@ INSTALLED_APPS = ["blobcache.contrib.django", "blobshelf"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "blobshelf_site.urls"
 WSGI_APPLICATION = "blobshelf_site.wsgi.application"
+ASGI_APPLICATION = "blobshelf_site.asgi.application"
 DATABASES: dict[str, dict[str, str]] = {}  # blobcache is the only store this app needs
 USE_TZ = True
 
 #: Where uploaded content is written; every path in the cache lies inside it.
 BLOBSHELF_STORE = Path(os.environ.get("BLOBSHELF_STORE") or BASE_DIR / "store")
+# blobcache's system checks want ROOT to exist (a typo there is caught at start-up).
+BLOBSHELF_STORE.mkdir(parents=True, exist_ok=True)
 
 BLOBCACHE = {
     "default": {

@@ -1,16 +1,17 @@
 """``manage.py blobcache COMMAND``: the standalone command line, on a ``settings.BLOBCACHE`` alias.
 
-Each subcommand's argparse options are built from the click command of
-`blobcache.cli`, so both spell every option the same way; the click command
-then runs with the alias's cache (``--url`` still wins).
+Every argument goes to the click commands of `blobcache.cli` unchanged (Django's
+own option parser never sees them), so the commands, options, output and exit
+codes are those of ``blobcache`` and ``flask blobcache``: ``-v`` is blobcache's,
+``--url``, ``--root`` and ``--cache ALIAS`` go before or after the command name.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-from typing import Any
+import sys
+from typing import Any, ClassVar, TextIO
 
 import click
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,97 +20,102 @@ from blobcache import BlobCache
 from blobcache import cli as standalone
 from blobcache.contrib.django._settings import DEFAULT_ALIAS, open_alias
 
-#: The maintenance commands wrapped here; single-digest commands stay on the standalone CLI.
-SUBCOMMANDS = ("create-table", "index", "verify", "prune", "stats", "export", "import", "migrate")
+PROGRAM = "python manage.py blobcache"
+# Django's options that ManagementUtility has already applied before it ran us.
+_DJANGO_OPTIONS_WITH_VALUE = ("--settings", "--pythonpath")
+
+
+class BlobCacheCommandFailed(CommandError):
+    """The command exited non-zero; its error line was already printed on stderr.
+
+    ``call_command`` raises it (``returncode`` is the exit code); on the command
+    line the process exits with that code and prints nothing more.
+    """
+
+
+class _ClickArguments(CommandParser):
+    """Hands every argument to click: the blobcache commands parse their own."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        parsed: argparse.Namespace = super().parse_args([], namespace)  # Django's defaults
+        parsed.args = list(args or ())
+        return parsed
 
 
 class Command(BaseCommand):
-    """The ``blobcache`` management command; each subcommand wraps one maintenance function."""
+    """The ``blobcache`` management command: ``blobcache``'s commands on an alias."""
 
     help = "Maintain the blobcache of a settings.BLOBCACHE alias (the 'blobcache' commands)."
+    requires_system_checks: ClassVar[list[str]] = []
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        """Add ``--cache`` and one subparser per click command, with the click options."""
-        parser.add_argument(
-            "--cache",
-            default=DEFAULT_ALIAS,
-            metavar="ALIAS",
-            help="The settings.BLOBCACHE alias to use (default: default).",
-        )
-        subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
-        for name in SUBCOMMANDS:
-            command = standalone.cli.commands[name]
-            sub = subparsers.add_parser(name, help=command.get_short_help_str(limit=80))
-            for param in command.params:
-                _add_param(sub, param)
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """Django's parser, made to pass everything through to click."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = _ClickArguments
+        return parser
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        """Run the click command with the alias's cache; exit with its exit code."""
-        name: str = options["subcommand"]
-        command = standalone.cli.commands[name]
-        argv = [name, *_to_click_args(command, options)]
-        parent = click.Context(click.Group("manage.py"), info_name="manage.py")
-        parent.meta[standalone.OPEN_CACHE] = functools.partial(_open, options["cache"])
-        # click writes to sys.stdout/sys.stderr; Django's call_command(stdout=...,
-        # stderr=...) hands the command its own streams, so point click at those.
-        try:
-            with (
-                contextlib.redirect_stdout(self.stdout),
-                contextlib.redirect_stderr(self.stderr),
-                parent,
-                standalone.cli.make_context("blobcache", argv, parent=parent) as ctx,
-            ):
-                standalone.cli.invoke(ctx)
-        except click.exceptions.Exit as done:
-            if done.exit_code:
-                raise CommandError(
-                    f"blobcache {name} exited with status {done.exit_code}",
-                    returncode=done.exit_code,
-                ) from None
-        except click.ClickException as exc:
-            raise CommandError(exc.format_message(), returncode=exc.exit_code) from exc
+    def print_help(self, prog_name: str, subcommand: str) -> None:
+        """``manage.py help blobcache``: click's help, which lists the commands."""
+        _run(["--help"], self.stdout._out, self.stderr._out)
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        """``manage.py blobcache ...``: run click and exit with its code, printing nothing more."""
+        self._called_from_command_line = True
+        code = _run(_without_django_options(argv[2:]), sys.stdout, sys.stderr)
+        sys.exit(code)
+
+    def handle(self, *args: str, **options: Any) -> None:
+        """``call_command("blobcache", "verify", "--json")``: the same, into its streams.
+
+        Raises:
+            BlobCacheCommandFailed: the command exited non-zero (``returncode``).
+        """
+        # The wrappers' own streams: OutputWrapper would add line endings of its own.
+        code = _run(list(args), self.stdout._out, self.stderr._out)
+        if code:
+            raise BlobCacheCommandFailed(
+                f"blobcache {' '.join(args)} exited with status {code}", returncode=code
+            )
 
 
-def _open(alias: str, root: str | None, **overrides: Any) -> BlobCache:
-    return open_alias(alias, root=root, **overrides)
+def _open(alias: str | None, root: str | None, **overrides: Any) -> BlobCache:
+    return open_alias(alias or DEFAULT_ALIAS, root=root, **overrides)
 
 
-def _add_param(parser: argparse.ArgumentParser, param: click.Parameter) -> None:
-    """One click parameter as the argparse argument that accepts the same spelling."""
-    assert param.name is not None
-    if isinstance(param, click.Argument):
-        parser.add_argument(
-            param.name,
-            metavar=param.metavar or param.name.upper(),
-            nargs=None if param.required else "?",
-        )
-        return
-    assert isinstance(param, click.Option)
-    if param.is_flag:
-        parser.add_argument(*param.opts, dest=param.name, action="store_true", help=param.help)
-        return
-    choices = list(param.type.choices) if isinstance(param.type, click.Choice) else None
-    parser.add_argument(
-        *param.opts,
-        dest=param.name,
-        default=None,
-        choices=choices,
-        metavar=None if choices else (param.metavar or param.name.upper()),
-        help=param.help,
+def _group() -> standalone.HostedGroup:
+    return standalone.HostedGroup(
+        program=PROGRAM,
+        open_cache=_open,
+        url_default="settings.BLOBCACHE[ALIAS]['URL']",
+        cache_help="The settings.BLOBCACHE alias to use (default: default).",
+        help="Maintain the blobcache of a settings.BLOBCACHE alias: the same commands as "
+        "'blobcache'.",
     )
 
 
-def _to_click_args(command: click.Command, options: dict[str, Any]) -> list[str]:
-    """The click argv that says what the parsed argparse ``options`` say."""
-    argv: list[str] = []
-    for param in command.params:
-        value = options.get(param.name or "")
-        if value is None or value is False:
-            continue
-        if isinstance(param, click.Argument):
-            argv.append(str(value))
-        elif isinstance(param, click.Option) and param.is_flag:
-            argv.append(param.opts[0])
-        else:
-            argv.extend([param.opts[-1], str(value)])
-    return argv
+def _run(args: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Run the click group on ``args`` with ``stdout``/``stderr``; return its exit code."""
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = _group().main(args, prog_name=PROGRAM, standalone_mode=False)
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            return 1
+    return code if isinstance(code, int) else 0
+
+
+def _without_django_options(args: list[str]) -> list[str]:
+    """``args`` less ``--settings``/``--pythonpath``, which Django has applied already."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _DJANGO_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith(tuple(f"{option}=" for option in _DJANGO_OPTIONS_WITH_VALUE)):
+            kept.append(arg)
+    return kept
