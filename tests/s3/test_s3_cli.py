@@ -100,4 +100,4 @@ def test_storage_option_takes_a_directory_too(tmp_path: Path) -> None:
     assert checked.exit_code == 1
     assert f"missing_path: {sha256(L1)} {kept}" in checked.stdout
     assert elsewhere.exit_code == 0
-    assert "1 paths not checked" in elsewhere.stdout
+    assert "1 path not checked" in elsewhere.stdout
