@@ -56,6 +56,9 @@ def cache_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
     """A URL for a fresh, empty store of ``kind``."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / f'cache-{uuid.uuid4().hex}.db'}"
+    if kind == "redis":
+        server = request.getfixturevalue("blobcache_redis_server")
+        return f"{server.url}/0?prefix=t-{uuid.uuid4().hex}"
     endpoint = request.getfixturevalue(f"{kind}_endpoint")
     return f"dynamodb:///t-{uuid.uuid4().hex}?region={REGION}&endpoint_url={endpoint}"
 
@@ -77,9 +80,9 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache
         cache.close()
 
 
-@pytest.fixture(params=["sqlite", "dynalite"])
+@pytest.fixture(params=["sqlite", "dynalite", "redis"])
 def example_cache_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, created cache for the example applications, on SQLite and on dynalite,
+    """A fresh, created cache for the example applications, on SQLite, dynalite and Redis,
     from the blobcache.testing plugin as an application's tests would get it."""
     url: str = request.getfixturevalue(f"blobcache_{request.param}_url")
     return url

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
+import redis
 
 from blobcache import BlobCache
 
-ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
+ALL_BACKENDS = ["sqlite", "dynalite", "moto", "redis"]
 #: Backends whose conditional writes are atomic under concurrent requests.
-ATOMIC_BACKENDS = ["sqlite", "dynalite"]
+ATOMIC_BACKENDS = ["sqlite", "dynalite", "redis"]
 DYNAMODB_BACKENDS = ["dynalite", "moto"]
 REGION = "us-east-1"
 
@@ -60,6 +61,8 @@ def url_of(cache: BlobCache) -> str:
     backend = backend_of(cache)
     if cache.name == "sqlite":
         return f"sqlite:///{backend.target}"
+    if cache.name == "redis":
+        return str(backend.target)
     return f"dynamodb:///{backend.target}?region={REGION}&endpoint_url={backend.endpoint_url}"
 
 
@@ -76,7 +79,8 @@ def _raw_session() -> botocore.session.Session:
 
 
 def record_requests(cache: BlobCache) -> list[str]:
-    """A live list of the DynamoDB operations the cache sends over HTTP (retries included)."""
+    """A live list of the requests the cache sends: DynamoDB operations over HTTP (retries
+    included), Redis commands."""
     sent: list[str] = []
     if cache.name == "dynamodb":
         backend = backend_of(cache)
@@ -85,6 +89,15 @@ def record_requests(cache: BlobCache) -> list[str]:
             sent.append(kwargs["event_name"].rsplit(".", 1)[-1])
 
         backend.client.meta.events.register("before-send.dynamodb", count)
+    elif cache.name == "redis":
+        backend = backend_of(cache)
+        request = backend._request
+
+        def send(args: Any, **kwargs: Any) -> Any:
+            sent.append(str(args[0]))
+            return request(args, **kwargs)
+
+        backend._request = send
     return sent
 
 
@@ -102,6 +115,8 @@ def read_raw(cache: BlobCache) -> RawItems:
                 original, paths = items.get(digest, (None, frozenset()))
                 items[digest] = (original, paths | {path})
         return items
+    if cache.name == "redis":
+        return read_raw_redis(cache)
     client = raw_client(cache)
     for page in client.get_paginator("scan").paginate(
         TableName=backend.target, ConsistentRead=True
@@ -111,6 +126,32 @@ def read_raw(cache: BlobCache) -> RawItems:
                 raw.get("OriginalBlobPath", {}).get("S"),
                 frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
             )
+    return items
+
+
+def raw_redis(cache: BlobCache) -> redis.Redis:
+    """An independent redis-py client on the cache's server and database."""
+    address = backend_of(cache).address
+    return redis.Redis(
+        host=address.host, port=address.port, db=address.db, password=address.password
+    )
+
+
+def read_raw_redis(cache: BlobCache) -> RawItems:
+    """Every item in zot's Redis layout, read with plain commands: digest -> (original, paths)."""
+    backend = backend_of(cache)
+    client = raw_redis(cache)
+    items: RawItems = {}
+    try:
+        for digest, original in client.hscan_iter(backend.originals_key):
+            items[digest.decode()] = (original.decode(), frozenset())
+        prefix = f"{backend.prefix}:blobs:duplicates:"
+        for key in client.scan_iter(match=prefix + "*"):
+            digest = key.decode()[len(prefix) :]
+            paths = frozenset(member.decode() for member in client.smembers(key))
+            items[digest] = (items.get(digest, (None, frozenset()))[0], paths)
+    finally:
+        client.close()
     return items
 
 
