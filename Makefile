@@ -1,12 +1,12 @@
 # Two entry points on a fresh machine (Python 3.11+, Node with npm):
 #   make demo   the main job on the embedded SQLite default, no server, no configuration
-#   make test   everything CI runs: the test suite on SQLite, dynalite and moto's server,
-#               then ruff, the import layers, mypy --strict and the docs build
+#   make test   everything CI runs: the test suite on SQLite, dynalite, moto's server and
+#               redis-server, then ruff, the import layers, mypy --strict and the docs build
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint typing docs bench clean
+.PHONY: demo test lint typing docs bench clean redis-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,17 @@ $(BIN)/.installed: pyproject.toml
 
 .tools/node_modules/dynalite/cli.js:
 	npm install --no-audit --no-fund --silent --prefix .tools dynalite@4
+
+# The tests start redis-server from the OS package; as root on Debian/Ubuntu (CI), install it.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	  else \
+	    echo "make test needs redis-server: apt-get install redis-server (or your OS's package)" >&2; \
+	    exit 1; \
+	  fi; }
 
 DEMO_URL := sqlite:///.demo/blobcache.db
 
@@ -31,7 +42,7 @@ demo: $(BIN)/.installed-cli
 	$(BIN)/blobcache --url $(DEMO_URL) stats
 	$(BIN)/blobcache --url $(DEMO_URL) verify
 
-test: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+test: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/pytest
 	$(MAKE) lint typing docs
 
