@@ -306,6 +306,9 @@ class RedisBackend:
                 if not retry or attempt >= self.options.max_retries:
                     raise self._error(exc, sent=True) from exc
             except redis.exceptions.RedisError as exc:
+                if str(exc).startswith("WRONGTYPE") and args[0] in ("HSCAN", "HMGET"):
+                    # Only the scans address the hash without a script that checks it.
+                    raise self._wrong_type("?", "hash", str(args[1]), exc) from exc
                 raise self._error(exc, sent=True) from exc
             except BaseException:
                 # Interrupted mid-reply: the connection may hold half an answer.
@@ -397,12 +400,7 @@ class RedisBackend:
         message = str(exc)
         if message.startswith("BLOBCACHE_WRONGTYPE "):
             _, found, want, key = message.split(" ", 3)
-            return BlobCacheError(
-                f"Redis key {key!r} on {where} holds a {found}, not the {want} of zot's layout; "
-                "another application writes under the same prefix: remove the key, or give "
-                "blobcache its own prefix or database",
-                cause=exc,
-            )
+            return self._wrong_type(found, want, key, exc)
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or message.startswith(
             _TRANSIENT_REPLIES
         ):
@@ -412,6 +410,25 @@ class RedisBackend:
                 cause=exc,
             )
         return BlobCacheError(f"Redis at {where} rejected a request: {exc}", cause=exc)
+
+    def _wrong_type(
+        self, found: str, want: str, key: str, exc: redis.exceptions.RedisError
+    ) -> BlobCacheError:
+        if found == "?":
+            found = self._type_of(key)
+        return BlobCacheError(
+            f"Redis key {key!r} on {self.target} holds a {found}, not the {want} of zot's "
+            "layout; another application writes under the same prefix: remove the key, or "
+            "give blobcache its own prefix or database",
+            cause=exc,
+        )
+
+    def _type_of(self, key: str) -> str:
+        try:
+            found = self._request(["TYPE", key], retry=True)
+        except BlobCacheError:
+            return "value of another type"
+        return found.decode() if isinstance(found, bytes) else str(found)
 
     # -- the backend protocol ---------------------------------------------------------------
 
