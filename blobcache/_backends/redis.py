@@ -484,6 +484,8 @@ class RedisBackend:
         during a script), so the pairs of each digest keep their order across retries.
         Returns each pair's ``width`` reply entries.
         """
+        if not pairs:
+            return []
         results: list[list[Any] | None] = [None] * len(pairs)
         waiting = list(range(len(pairs)))
         for attempt in range(self.options.max_attempts):
