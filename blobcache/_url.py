@@ -140,7 +140,9 @@ def _dynamodb(
         raise ConfigurationError(
             f"cannot read a table name from {url!r}; write 'dynamodb:///TABLE?region=REGION'"
         )
-    location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
+    location: dict[str, Any] = {
+        key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query
+    }
     endpoint = location.get("endpoint_url")
     if endpoint is not None and not _is_http_url(endpoint):
         raise ConfigurationError(

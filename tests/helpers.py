@@ -130,10 +130,14 @@ def read_raw(cache: BlobCache) -> RawItems:
 
 
 def raw_redis(cache: BlobCache) -> redis.Redis:
-    """An independent redis-py client on the cache's server and database."""
+    """An independent redis-py client on the cache's server and database (replies as str)."""
     address = backend_of(cache).address
     return redis.Redis(
-        host=address.host, port=address.port, db=address.db, password=address.password
+        host=address.host,
+        port=address.port,
+        db=address.db,
+        password=address.password,
+        decode_responses=True,
     )
 
 
@@ -144,11 +148,11 @@ def read_raw_redis(cache: BlobCache) -> RawItems:
     items: RawItems = {}
     try:
         for digest, original in client.hscan_iter(backend.originals_key):
-            items[digest.decode()] = (original.decode(), frozenset())
+            items[str(digest)] = (str(original), frozenset())
         prefix = f"{backend.prefix}:blobs:duplicates:"
         for key in client.scan_iter(match=prefix + "*"):
-            digest = key.decode()[len(prefix) :]
-            paths = frozenset(member.decode() for member in client.smembers(key))
+            digest = str(key)[len(prefix) :]
+            paths = frozenset(map(str, client.smembers(key)))
             items[digest] = (items.get(digest, (None, frozenset()))[0], paths)
     finally:
         client.close()

@@ -152,13 +152,21 @@ return out
 """
 )
 
-# Script hashes the source once, here; the server loads it on first use (SCRIPT LOAD).
+
+def _script(source: str) -> Script:
+    """redis-py's Script: it hashes the source once; the server loads it on first use.
+
+    Script wants a client only to encode a ``str`` source; bytes need none.
+    """
+    return Script(None, source.encode())  # type: ignore[arg-type]
+
+
 #: The put script (EVALSHA by its ``sha``).
-PUT_SCRIPT = Script(None, _PUT.encode())
+PUT_SCRIPT = _script(_PUT)
 #: The delete script.
-DELETE_SCRIPT = Script(None, _DELETE.encode())
+DELETE_SCRIPT = _script(_DELETE)
 #: The read script behind get, get_many and the scans.
-GET_SCRIPT = Script(None, _GET.encode())
+GET_SCRIPT = _script(_GET)
 
 #: Status codes of the write scripts.
 _LOCKED, _MISSED, _REMOVED, _ITEM_REMOVED, _PROMOTED = range(5)
@@ -280,7 +288,7 @@ class RedisBackend:
                         if key == "ssl_check_hostname"
                         else value
                     )
-        return redis.BlockingConnectionPool(**kwargs)
+        return redis.BlockingConnectionPool(**kwargs)  # type: ignore[no-untyped-call]
 
     def _request(self, args: Sequence[Any], *, retry: bool) -> Any:
         """Send one command on a pooled connection and read its reply.
@@ -293,7 +301,7 @@ class RedisBackend:
         self._check_server()
         attempt = 0
         while True:
-            pool = self.pool
+            pool: Any = self.pool  # redis-py leaves its pool methods unannotated
             try:
                 connection = pool.get_connection()
             except redis.exceptions.RedisError as exc:
@@ -320,7 +328,7 @@ class RedisBackend:
             time.sleep(self._backoff(attempt))
 
     def _run(self, script: Script, keys: Sequence[str], args: Sequence[str], *, write: bool) -> Any:
-        """EVALSHA ``script``; after NOSCRIPT (a restarted or flushed server), load it and resend."""
+        """EVALSHA ``script``; after NOSCRIPT (a restarted or flushed server), load and resend."""
         command = ["EVALSHA", script.sha, len(keys), *keys, *args]
         try:
             return self._request(command, retry=not write)
@@ -442,7 +450,7 @@ class RedisBackend:
         return False
 
     def _pair_keys(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
-        keys, args = [self.originals_key], []
+        keys, args = [self.originals_key], list[str]()
         for digest, path in pairs:
             keys += (self.paths_key(digest), self.lock_key(digest))
             args += (digest, path)
@@ -527,9 +535,7 @@ class RedisBackend:
                 found[digest] = item
         return found
 
-    def _read_raw(
-        self, digests: Sequence[str]
-    ) -> Iterator[tuple[str, str | None, frozenset[str]]]:
+    def _read_raw(self, digests: Sequence[str]) -> Iterator[tuple[str, str | None, frozenset[str]]]:
         if not digests:
             return
         keys = [self.originals_key, *map(self.paths_key, digests)]
@@ -563,7 +569,8 @@ class RedisBackend:
             cursor, flat = self._request(
                 ["HSCAN", self.originals_key, cursor, "COUNT", count], retry=True
             )
-            digests = [_text(flat[i], f"a field of {self.originals_key}") for i in (range(0, len(flat), 2))]
+            field = f"a field of {self.originals_key}"
+            digests = [_text(flat[i], field) for i in range(0, len(flat), 2)]
             for digest, original, members in self._read_raw(digests):
                 yield StoredItem(digest, original, members)
             if cursor in (b"0", 0):

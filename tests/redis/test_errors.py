@@ -62,7 +62,9 @@ class TestSecrets:
     def test_repr_and_target_hide_the_password(self, guarded: RedisServer) -> None:
         """The cache, its location and its backend show the URL without the password."""
         cache = BlobCache.from_url(url(guarded, user="app"))
-        assert repr(cache) == f"<BlobCache redis 'redis://app@127.0.0.1:{guarded.port}/0?prefix=zot'>"
+        assert (
+            repr(cache) == f"<BlobCache redis 'redis://app@127.0.0.1:{guarded.port}/0?prefix=zot'>"
+        )
         assert_no_secret(repr(parse_url(url(guarded), {})))
         assert_no_secret(repr(cache._backend.__dict__))  # no cached URL either
         cache.close()
@@ -79,9 +81,7 @@ class TestSecrets:
         assert caplog.records
         assert_no_secret(caplog.text)
 
-    def test_wrong_password_is_a_configuration_error_without_it(
-        self, guarded: RedisServer
-    ) -> None:
+    def test_wrong_password_is_a_configuration_error_without_it(self, guarded: RedisServer) -> None:
         """A refused password raises ConfigurationError; neither it nor the right one shows."""
         cache = BlobCache.from_url(url(guarded, password="wrong-" + PASSWORD))
         with pytest.raises(ConfigurationError, match="refused the credentials") as caught:
@@ -157,23 +157,25 @@ class TestErrorMapping:
 
     def test_read_only_replica_refuses_writes_clearly(self) -> None:
         """Writes to a replica raise ConfigurationError saying to use the primary; reads work."""
-        with redis_server() as primary:
-            with redis_server("--replicaof", "127.0.0.1", str(primary.port)) as replica:
-                writer = BlobCache.from_url(f"{primary.url}/0")
-                writer.put(D, "/primary")
-                reader = BlobCache.from_url(f"{replica.url}/0")
-                # Replication is asynchronous: WAIT until the replica has acknowledged
-                # the write (bounded: the replica may still be syncing at first).
-                source = redis.Redis(port=primary.port)
-                assert any(source.wait(1, 1000) >= 1 for _ in range(60))
-                source.close()
-                assert reader.get(D) == "/primary"
-                with pytest.raises(ConfigurationError, match="read-only replica"):
-                    reader.put(D, "/replica")
-                with pytest.raises(ConfigurationError, match="read-only replica"):
-                    reader.create_table()
-                writer.close()
-                reader.close()
+        with (
+            redis_server() as primary,
+            redis_server("--replicaof", "127.0.0.1", str(primary.port)) as replica,
+        ):
+            writer = BlobCache.from_url(f"{primary.url}/0")
+            writer.put(D, "/primary")
+            reader = BlobCache.from_url(f"{replica.url}/0")
+            # Replication is asynchronous: WAIT until the replica has acknowledged
+            # the write (bounded: the replica may still be syncing at first).
+            source = redis.Redis(port=primary.port)
+            assert any(source.wait(1, 1000) >= 1 for _ in range(60))
+            source.close()
+            assert reader.get(D) == "/primary"
+            with pytest.raises(ConfigurationError, match="read-only replica"):
+                reader.put(D, "/replica")
+            with pytest.raises(ConfigurationError, match="read-only replica"):
+                reader.create_table()
+            writer.close()
+            reader.close()
 
     def test_cluster_endpoint_is_refused(self) -> None:
         """A Redis Cluster node is refused with a ConfigurationError before anything is sent."""

@@ -28,10 +28,10 @@ class TestLayout:
         rcache.put(D, "/r/one")
         rcache.put(D, "/r/two")
         hash_key, set_key, _ = keys(rcache, D)
-        assert client.hgetall(hash_key) == {D.encode(): b"/r/one"}
-        assert client.smembers(set_key) == {b"/r/one", b"/r/two"}
+        assert client.hgetall(hash_key) == {D: "/r/one"}
+        assert client.smembers(set_key) == {"/r/one", "/r/two"}
         prefix = backend_of(rcache).prefix
-        assert set(client.scan_iter(match=f"{prefix}:*")) == {hash_key.encode(), set_key.encode()}
+        assert set(client.scan_iter(match=f"{prefix}:*")) == {hash_key, set_key}
 
     def test_default_prefix_is_zot(self, blobcache_redis_server: object) -> None:
         """Without ?prefix, keys live under 'zot:', as zot's driver writes them."""
@@ -39,11 +39,11 @@ class TestLayout:
 
         assert isinstance(blobcache_redis_server, RedisServer)
         cache = BlobCache.from_url(f"{blobcache_redis_server.url}/7")
-        plain = redis.Redis(port=blobcache_redis_server.port, db=7)
+        plain = redis.Redis(port=blobcache_redis_server.port, db=7, decode_responses=True)
         try:
             cache.put(D, "/z")
-            assert plain.hget("zot:blobs:original", D) == b"/z"
-            assert plain.smembers(f"zot:blobs:duplicates:{D}") == {b"/z"}
+            assert plain.hget("zot:blobs:original", D) == "/z"
+            assert plain.smembers(f"zot:blobs:duplicates:{D}") == {"/z"}
         finally:
             plain.flushdb()
             plain.close()
@@ -115,7 +115,7 @@ class TestTolerantReads:
         assert rcache.get_all(D) == ["/orig", "/dup"]
         assert rcache.has(D, "/orig")
         rcache.put(D, "/new")
-        assert client.smembers(set_key) == {b"/orig", b"/dup", b"/new"}
+        assert client.smembers(set_key) == {"/orig", "/dup", "/new"}
 
     def test_set_without_original(self, rcache: BlobCache, client: redis.Redis) -> None:
         """A set with no original reads with its smallest path as original; a put writes it."""
@@ -124,12 +124,12 @@ class TestTolerantReads:
         assert rcache.get(D) == "/c"
         assert list(rcache.entries()) == [BlobEntry(D, "/c", frozenset({"/c", "/m"}))]
         rcache.put(D, "/a")
-        assert client.hget(hash_key, D) == b"/c"
+        assert client.hget(hash_key, D) == "/c"
         assert rcache.get_all(D) == ["/c", "/a", "/m"]
 
     def test_original_without_set(self, rcache: BlobCache, client: redis.Redis) -> None:
         """An original with no set is the item's one path; deleting it removes the item."""
-        hash_key, set_key, _ = keys(rcache, D)
+        hash_key, _, _ = keys(rcache, D)
         client.hset(hash_key, D, "/lonely")
         assert rcache.get_all(D) == ["/lonely"]
         assert list(rcache.entries()) == [BlobEntry(D, "/lonely", frozenset({"/lonely"}))]
@@ -145,7 +145,7 @@ class TestTolerantReads:
         hash_key, set_key, _ = keys(rcache, D)
         client.sadd(set_key, "/a", "/b", "/c")
         rcache.delete(D, "/a")
-        assert client.hget(hash_key, D) == b"/b"
+        assert client.hget(hash_key, D) == "/b"
         assert rcache.get_all(D) == ["/b", "/c"]
 
     def test_duplicate_delete_never_empties_the_set_under_an_original(
@@ -157,7 +157,7 @@ class TestTolerantReads:
         client.sadd(set_key, "/dup")
         rcache.delete(D, "/dup")
         assert rcache.get_all(D) == ["/orig"]
-        assert client.smembers(set_key) == {b"/orig"}
+        assert client.smembers(set_key) == {"/orig"}
 
 
 class TestZotLock:
@@ -166,7 +166,7 @@ class TestZotLock:
     ) -> None:
         """While zot holds the digest's lock, put and delete change nothing and finally raise."""
         rcache.put(D, "/before")
-        hash_key, set_key, lock_key = keys(rcache, D)
+        lock_key = keys(rcache, D)[2]
         client.set(lock_key, "zot-token", px=60_000)
         impatient = BlobCache.from_url(
             backend_of(rcache).target, max_attempts=3, backoff=0.001, max_backoff=0.002
@@ -223,7 +223,7 @@ class TestWrongType:
                 call()
             assert set_key in str(caught.value)
         assert client.hexists(hash_key, D) is False
-        assert client.get(set_key) == b"not a set"
+        assert client.get(set_key) == "not a set"
 
     def test_the_hash_key_of_the_wrong_type_is_named(
         self, rcache: BlobCache, client: redis.Redis
@@ -236,4 +236,4 @@ class TestWrongType:
         assert hash_key in str(caught.value)
         with pytest.raises(BlobCacheError, match=hash_key):
             list(rcache.entries())
-        assert client.lrange(hash_key, 0, -1) == [b"x"]
+        assert client.lrange(hash_key, 0, -1) == ["x"]

@@ -21,7 +21,7 @@ return 0
 
 
 class Zot:
-    """One zot instance's cache driver on ``client`` under ``prefix``."""
+    """One zot instance's cache driver on ``client`` (decoding replies) under ``prefix``."""
 
     def __init__(self, client: redis.Redis, prefix: str = "zot") -> None:
         self.client = client
@@ -55,7 +55,7 @@ class Zot:
     def get_blob(self, digest: str) -> str | None:
         """GetBlob: HGET (None is zot's ErrCacheMiss)."""
         value = self.client.hget(self.join(BLOBS, ORIGINAL), digest)
-        return None if value is None else value.decode()
+        return None if value is None else str(value)
 
     def get_all_blobs(self, digest: str) -> list[str] | None:
         """GetAllBlobs: HGET, then SMEMBERS; the original first, then the others."""
@@ -63,7 +63,7 @@ class Zot:
         if original is None:
             return None
         members = self.client.smembers(self.join(BLOBS, DUPLICATES, digest))
-        return [original, *(m.decode() for m in members if m.decode() != original)]
+        return [original, *(str(m) for m in members if str(m) != original)]
 
     def has_blob(self, digest: str, path: str) -> bool:
         """HasBlob: SISMEMBER, then HEXISTS."""
@@ -83,6 +83,6 @@ class Zot:
             if new is None:
                 self.client.hdel(self.join(BLOBS, ORIGINAL), digest)
                 return
-            self.client.hset(self.join(BLOBS, ORIGINAL), digest, new)
+            self.client.hset(self.join(BLOBS, ORIGINAL), digest, str(new))
         finally:
             self.unlock(digest, token)
