@@ -129,8 +129,8 @@ def _cache_options(command: Command) -> Command:
     return click.option(
         "--url",
         metavar="URL",
-        help="sqlite:///FILE or dynamodb:///TABLE?region=...; default $BLOBCACHE_URL, "
-        "else the per-user SQLite file.",
+        help="sqlite:///FILE, dynamodb:///TABLE?region=... or redis://HOST:PORT/DB; "
+        "default $BLOBCACHE_URL, else the per-user SQLite file.",
     )(command)
 
 
@@ -195,8 +195,8 @@ def _size(count: int) -> str:
 @click.option(
     "--url",
     metavar="URL",
-    help="sqlite:///FILE or dynamodb:///TABLE?region=...; default $BLOBCACHE_URL, "
-    "else the per-user SQLite file.",
+    help="sqlite:///FILE, dynamodb:///TABLE?region=... or redis://HOST:PORT/DB; "
+    "default $BLOBCACHE_URL, else the per-user SQLite file.",
 )
 @click.option(
     "--root",
@@ -513,12 +513,16 @@ def stats(
         bar = "#" * max(1, round(40 * count / widest))
         click.echo(f"  {copies:>5} {count:>8} {bar}")
     if report.largest:
-        click.echo(f"largest items (DynamoDB limit {_size(report.limit_bytes)}):")
+        limit = report.limit_bytes
+        click.echo(
+            "largest items" + ("" if limit is None else f" (DynamoDB limit {_size(limit)})") + ":"
+        )
         for item in report.largest:
             paths = f"{item.paths} path" + ("s" if item.paths != 1 else "")
+            headroom = item.headroom_bytes
             click.echo(
-                f"  {item.digest} {paths}, {_size(item.bytes)}, "
-                f"headroom {_size(item.headroom_bytes)}"
+                f"  {item.digest} {paths}, {_size(item.bytes)}"
+                + ("" if headroom is None else f", headroom {_size(headroom)}")
             )
 
 
