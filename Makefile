@@ -58,8 +58,9 @@ docs: $(BIN)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed redis-server
 	$(BIN)/python benchmarks/sqlite_overhead.py
+	$(BIN)/python benchmarks/redis_overhead.py
 
 clean:
 	rm -rf $(VENV) .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis
