@@ -54,7 +54,7 @@ lint: $(BIN)/.installed
 typing: $(BIN)/.installed
 	$(BIN)/mypy
 
-docs: $(BIN)/.installed
+docs: $(BIN)/.installed redis-server
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
 
