@@ -393,6 +393,12 @@ class RedisBackend:
             )
         if isinstance(exc, _CLUSTER_ERRORS):
             return ConfigurationError(self._cluster_message(), cause=exc)
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return ConfigurationError(
+                f"the TLS certificate of {where} failed verification ({exc}); give the CA "
+                "that signed it with ?ssl_ca_certs=/path/to/ca.pem",
+                cause=exc,
+            )
         if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
             maybe = (
                 " (a write may or may not have taken effect: read it back before retrying)"
@@ -599,7 +605,8 @@ class RedisBackend:
         """Close every pooled connection; the next call opens new ones."""
         pool = self._pool
         if pool is not None:
-            pool.disconnect()
+            # Idle ones only: a connection another thread is using is left to finish.
+            pool.disconnect(inuse_connections=False)
 
 
 def _glob_escape(text: str) -> str:
