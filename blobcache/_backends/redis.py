@@ -602,11 +602,11 @@ class RedisBackend:
         return False
 
     def close(self) -> None:
-        """Close every pooled connection; the next call opens new ones."""
+        """Close every pooled connection (call it when no other thread is mid-call);
+        the next call opens new ones."""
         pool = self._pool
         if pool is not None:
-            # Idle ones only: a connection another thread is using is left to finish.
-            pool.disconnect(inuse_connections=False)
+            pool.disconnect()
 
 
 def _glob_escape(text: str) -> str:
