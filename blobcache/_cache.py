@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from blobcache import _bulk
 from blobcache._backends import open_backend
-from blobcache._backends.base import Backend, Item
-from blobcache._errors import CacheMiss
+from blobcache._backends.base import Backend, Item, Removal
+from blobcache._errors import CacheMiss, InvalidDigest, InvalidPath
 from blobcache._logging import get_logger
 from blobcache._options import Options
 from blobcache._url import parse_url
@@ -140,7 +142,99 @@ class BlobCache:
         original; if it was the last path, the entry goes.
         """
         digest, stored = parse_digest(digest), self._paths.to_stored(path)
-        removal = self._backend.delete(digest, stored)
+        self._log_removal(digest, stored, self._backend.delete(digest, stored))
+
+    def put_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """`put` every ``(digest, path)`` pair: the same final state as the loop of `put`.
+
+        The pairs of one digest are applied in the order given (the first path
+        given for a new digest becomes its original); different digests may be
+        applied concurrently. Every digest and path is validated before anything
+        is sent. The pairs go to the store in batches of ``Options.batch_size``
+        (one transaction each on SQLite, ``Options.workers`` concurrent requests
+        on DynamoDB), so any iterable, a generator of millions of pairs included,
+        runs in the memory of one batch: a list or tuple is validated in place,
+        and any other iterable is validated as it is read, spooled compressed to
+        an anonymous temporary file, and replayed from there.
+
+        Not atomic across digests: if the store fails midway, some pairs are
+        recorded and others not; running the same call again is safe.
+
+        Raises:
+            InvalidDigest, InvalidPath: an entry is bad; ``error.position`` is its
+                0-based index, and nothing was written.
+            ItemTooLarge, StoreUnavailable, BlobCacheError: as `put`, midway.
+
+        .. versionadded:: 0.2
+        """
+        with self._batches(pairs, self._pair) as batches:
+            for batch in map(_as_pairs, batches):
+                self._backend.put_many(batch)
+                for digest, stored in batch:
+                    self._log.info("blob_put", digest=digest, path=stored)
+
+    def get_many(self, digests: Iterable[str]) -> dict[str, str]:
+        """The original path of every digest that has an entry; misses are absent.
+
+        Every digest is validated before anything is sent (`InvalidDigest` names
+        the position of a bad one). The digests are read in batches of
+        ``Options.batch_size``: one query per batch on SQLite, BatchGetItem
+        requests of 100 keys on ``Options.workers`` threads on DynamoDB. The
+        result holds one entry per hit, so memory grows with the hits only.
+
+        .. versionadded:: 0.2
+        """
+        if isinstance(digests, str):
+            raise InvalidDigest(digests, "get_many takes an iterable of digests, not one digest")
+        found: dict[str, str] = {}
+        public = self._paths.to_public
+        with self._batches(digests, _digest) as batches:
+            for batch in batches:
+                items = self._backend.get_many([digest for (digest,) in batch])
+                found.update((digest, public(item.original)) for digest, item in items.items())
+                self._log.debug("blobs_read", digests=len(batch), found=len(items))
+        return found
+
+    def delete_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """`delete` every ``(digest, path)`` pair: the same final state as the loop of `delete`.
+
+        Validation, order, batching, memory and failure behave as in `put_many`;
+        unknown digests and paths are no-ops, as in `delete`.
+
+        Raises:
+            InvalidDigest, InvalidPath: an entry is bad; ``error.position`` is its
+                0-based index, and nothing was written.
+
+        .. versionadded:: 0.2
+        """
+        with self._batches(pairs, self._pair) as batches:
+            for batch in map(_as_pairs, batches):
+                removals = self._backend.delete_many(batch)
+                for (digest, stored), removal in zip(batch, removals, strict=True):
+                    self._log_removal(digest, stored, removal)
+
+    def _batches(
+        self, entries: Iterable[Any], parse: _bulk.Parse
+    ) -> contextlib.closing[_bulk.Batches]:
+        """Validated batches; closing them removes the spool file at once, even on failure."""
+        return contextlib.closing(_bulk.batches(entries, parse, self.options.batch_size))
+
+    def _pair(self, position: int, entry: object) -> tuple[str, str]:
+        """``entry`` as a validated, stored-form ``(digest, path)`` pair."""
+        try:
+            digest, path = cast("tuple[object, object]", entry)
+        except (TypeError, ValueError):
+            raise InvalidDigest(
+                entry, "expected a (digest, path) pair", position=position
+            ) from None
+        try:
+            return parse_digest(digest), self._paths.to_stored(path)
+        except InvalidDigest as exc:
+            raise InvalidDigest(exc.digest, exc.reason, position=position) from None
+        except InvalidPath as exc:
+            raise InvalidPath(exc.path, exc.reason, position=position) from None
+
+    def _log_removal(self, digest: str, stored: str, removal: Removal) -> None:
         if not removal.removed:
             self._log.debug("blob_delete_missed", digest=digest, path=stored)
             return
@@ -178,3 +272,14 @@ class BlobCache:
             raise CacheMiss(digest)
         self._log.debug("blob_read", digest=digest, path=item.original)
         return item
+
+
+def _digest(position: int, entry: object) -> tuple[str]:
+    try:
+        return (parse_digest(entry),)
+    except InvalidDigest as exc:
+        raise InvalidDigest(exc.digest, exc.reason, position=position) from None
+
+
+def _as_pairs(batch: list[tuple[str, ...]]) -> list[tuple[str, str]]:
+    return cast("list[tuple[str, str]]", batch)

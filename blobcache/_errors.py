@@ -45,22 +45,36 @@ class CacheMiss(BlobCacheError, LookupError):
 
 
 class InvalidDigest(BlobCacheError, ValueError):
-    """A digest does not follow the OCI digest grammar."""
+    """A digest does not follow the OCI digest grammar.
 
-    def __init__(self, digest: object, reason: str) -> None:
+    ``position`` is the 0-based index of the bad entry in a bulk call's input, else ``None``.
+    """
+
+    def __init__(self, digest: object, reason: str, *, position: int | None = None) -> None:
         super().__init__(
-            f"invalid digest {digest!r}: {reason}; expected 'algorithm:encoded', "
+            f"invalid digest {digest!r}{_at(position)}: {reason}; expected 'algorithm:encoded', "
             "e.g. 'sha256:' followed by 64 lowercase hex characters"
         )
         self.digest = digest
+        self.reason = reason
+        self.position = position
 
 
 class InvalidPath(BlobCacheError, ValueError):
-    """A storage path is empty, not text, too long, or escapes the root."""
+    """A storage path is empty, not text, too long, or escapes the root.
 
-    def __init__(self, path: object, reason: str) -> None:
-        super().__init__(f"invalid path {path!r}: {reason}")
+    ``position`` is the 0-based index of the bad entry in a bulk call's input, else ``None``.
+    """
+
+    def __init__(self, path: object, reason: str, *, position: int | None = None) -> None:
+        super().__init__(f"invalid path {path!r}{_at(position)}: {reason}")
         self.path = path
+        self.reason = reason
+        self.position = position
+
+
+def _at(position: int | None) -> str:
+    return "" if position is None else f" at position {position} (nothing was sent)"
 
 
 class ItemTooLarge(BlobCacheError):

@@ -56,6 +56,13 @@ class Options:
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
+    #: Items per batch a bulk call (put_many, get_many, delete_many) hands the backend;
+    #: on SQLite one transaction per batch, on DynamoDB at most this many in flight.
+    batch_size: int = 1000
+    #: Concurrent requests a remote backend may have in flight for one bulk call (DynamoDB).
+    workers: int = 8
+    #: SQLite connections kept open for reuse; a thread beyond them opens and closes its own.
+    pool_size: int = 8
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
@@ -65,6 +72,8 @@ class Options:
         _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
         _require("max_attempts", self.max_attempts >= 1, "a positive integer")
         _require("max_pool_connections", self.max_pool_connections >= 1, "a positive integer")
+        for name in ("batch_size", "workers", "pool_size"):
+            _require(name, getattr(self, name) >= 1, "a positive integer")
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
         _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")
         _require(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -97,6 +97,20 @@ class Backend(Protocol):
 
     def delete(self, digest: str, path: str) -> Removal:
         """Remove ``path``, promoting or removing the item as `Item.without` says."""
+
+    def put_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """`put` every pair: the pairs of one digest in the order given, digests in any order.
+
+        One batch of at most ``Options.batch_size`` pairs; the final state is that
+        of the loop of `put` calls. Not atomic across digests: on failure, some
+        pairs may have been written and a re-run is safe.
+        """
+
+    def get_many(self, digests: Sequence[str]) -> dict[str, Item]:
+        """The item of every digest that has one; misses are absent (duplicates allowed)."""
+
+    def delete_many(self, pairs: Sequence[tuple[str, str]]) -> list[Removal]:
+        """`delete` every pair as `put_many` puts them; one `Removal` per pair, in order."""
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, streamed."""

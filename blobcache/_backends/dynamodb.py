@@ -7,8 +7,9 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import botocore.config
 import botocore.session
@@ -52,6 +53,10 @@ _DENIED = {
     "ExpiredTokenException",
 }
 AttributeMap = dict[str, Any]
+#: BatchGetItem takes at most this many keys per request.
+BATCH_GET_KEYS = 100
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 _SESSION_LOCK = threading.Lock()
@@ -153,7 +158,8 @@ class DynamoDBBackend:
             connect_timeout=self.options.connect_timeout,
             read_timeout=self.options.read_timeout,
             retries={"total_max_attempts": 1 + self.options.max_retries, "mode": "standard"},
-            max_pool_connections=self.options.max_pool_connections,
+            # A bulk call keeps ``workers`` requests in flight on this one client.
+            max_pool_connections=max(self.options.max_pool_connections, self.options.workers),
         )
         # One botocore session per process: loading the service model costs ~150 ms,
         # a client from a warm session ~5 ms. Sessions are not safe for concurrent
@@ -442,6 +448,102 @@ class DynamoDBBackend:
         # writes to its digest rather than for the other deleters.
         ceiling = min(self.options.backoff * 2**attempt, self.options.max_backoff)
         time.sleep(random.uniform(0, ceiling))
+
+    def put_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """`put` each pair: the same conditional UpdateItem, as conditions cannot be batched.
+
+        The pairs of one digest go one after another, in order; different
+        digests go concurrently on ``Options.workers`` threads sharing this
+        backend's client and its connection pool.
+        """
+        self._per_digest(pairs, self.put)
+
+    def delete_many(self, pairs: Sequence[tuple[str, str]]) -> list[Removal]:
+        """`delete` each pair, digests concurrently as `put_many` does."""
+        return self._per_digest(pairs, self.delete)
+
+    def get_many(self, digests: Sequence[str]) -> dict[str, Item]:
+        """BatchGetItem requests of 100 keys, on ``Options.workers`` threads.
+
+        Reads are consistent unless the options say otherwise; keys the server
+        leaves unprocessed (throttling, its 16 MB response limit) are asked
+        again with back-off, giving up after ``max_attempts`` rounds that make
+        no progress.
+        """
+        wanted = list(dict.fromkeys(digests))
+        chunks = [
+            wanted[start : start + BATCH_GET_KEYS]
+            for start in range(0, len(wanted), BATCH_GET_KEYS)
+        ]
+        found: dict[str, Item] = {}
+        for items in self._fan_out(self._batch_get, chunks):
+            found.update(items)
+        return found
+
+    def _batch_get(self, digests: list[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        request: dict[str, Any] = {
+            "Keys": [{_HASH_KEY: {"S": digest}} for digest in digests],
+            "ConsistentRead": self.options.consistent_read,
+        }
+        stalled = 0
+        while True:
+            items = {self.target: request}
+            response = self._call(lambda: self.client.batch_get_item(RequestItems=items))  # noqa: B023 -- called at once
+            for raw in response.get("Responses", {}).get(self.target, ()):
+                item = decode(raw)
+                if item is not None:
+                    found[raw[_HASH_KEY]["S"]] = item
+            left = response.get("UnprocessedKeys", {}).get(self.target, {}).get("Keys")
+            if not left:
+                return found
+            stalled = stalled + 1 if len(left) == len(request["Keys"]) else 0
+            if stalled >= self.options.max_attempts:
+                raise StoreUnavailable(
+                    f"DynamoDB left {len(left)} keys of a BatchGetItem on table "
+                    f"{self.target!r} unprocessed {stalled} times in a row; retry later, or "
+                    "raise max_attempts"
+                )
+            request = {**request, "Keys": left}
+            self._back_off(stalled)
+
+    def _per_digest(
+        self, pairs: Sequence[tuple[str, str]], action: Callable[[str, str], _R]
+    ) -> list[_R]:
+        """Run ``action`` on every pair: each digest's pairs in order, digests concurrently.
+
+        Returns the results in the order of ``pairs``. The first failure stops
+        the digests not yet started and is raised once those running are done.
+        """
+        groups: dict[str, list[int]] = {}
+        for position, (digest, _) in enumerate(pairs):
+            groups.setdefault(digest, []).append(position)
+        results: list[Any] = [None] * len(pairs)
+
+        def run(positions: list[int]) -> None:
+            for position in positions:
+                results[position] = action(*pairs[position])
+
+        for _ in self._fan_out(run, groups.values()):
+            pass
+        return results
+
+    def _fan_out(self, task: Callable[[_T], _R], inputs: Iterable[_T]) -> list[_R]:
+        """``task`` on every input, at most ``Options.workers`` at a time; results in order."""
+        inputs = list(inputs)
+        workers = min(self.options.workers, len(inputs))
+        if workers <= 1:
+            return [task(one) for one in inputs]
+        with ThreadPoolExecutor(workers, thread_name_prefix="blobcache-bulk") as pool:
+            futures: list[Future[_R]] = [pool.submit(task, one) for one in inputs]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+        for future in futures:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, one Scan page at a time; items with no path are skipped."""

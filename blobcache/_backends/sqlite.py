@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from blobcache._backends.base import Item, Removal, StoredItem
@@ -253,29 +253,56 @@ class SQLiteBackend:
     def delete(self, digest: str, path: str) -> Removal:
         """Remove the path, promoting the smallest remaining path or removing the item."""
         with self._transaction("IMMEDIATE") as connection:
-            row = connection.execute(
-                "SELECT original FROM blobcache_item WHERE digest = ?", (digest,)
-            ).fetchone()
-            if row is None:
-                return Removal(removed=False)
-            deleted = connection.execute(
-                "DELETE FROM blobcache_path WHERE digest = ? AND path = ?", (digest, path)
-            ).rowcount
-            if not deleted:
-                return Removal(removed=False)
-            if row[0] != path:
-                return Removal(removed=True)
-            # BINARY collation compares UTF-8 bytes: code-point order, as Item.without.
-            (smallest,) = connection.execute(
-                "SELECT min(path) FROM blobcache_path WHERE digest = ?", (digest,)
-            ).fetchone()
-            if smallest is None:
-                connection.execute("DELETE FROM blobcache_item WHERE digest = ?", (digest,))
-                return Removal(removed=True, item_removed=True)
-            connection.execute(
-                "UPDATE blobcache_item SET original = ? WHERE digest = ?", (smallest, digest)
+            return _delete_in(connection, digest, path)
+
+    def put_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Every pair in one ``BEGIN IMMEDIATE`` transaction, in the order given.
+
+        An item row is inserted only by the first pair of a new digest, so the
+        first path given becomes the original, as with a loop of `put`.
+        """
+        with self._transaction("IMMEDIATE") as connection:
+            connection.executemany(
+                "INSERT INTO blobcache_item (digest, original) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                pairs,
             )
-            return Removal(removed=True, promoted=smallest)
+            connection.executemany(
+                "INSERT INTO blobcache_path (digest, path) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                pairs,
+            )
+
+    def get_many(self, digests: Sequence[str]) -> dict[str, Item]:
+        """One ``IN (...)`` query per batch (split only past SQLite's limit on parameters)."""
+        wanted = list(dict.fromkeys(digests))
+        connection = self._connection()
+        rows: list[tuple[str, str, str]] = []
+        try:
+            limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            for start in range(0, len(wanted), limit):
+                chunk = wanted[start : start + limit]
+                rows += connection.execute(
+                    "SELECT i.digest, i.original, p.path FROM blobcache_item AS i "
+                    "JOIN blobcache_path AS p ON p.digest = i.digest "
+                    f"WHERE i.digest IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from exc
+        originals: dict[str, str] = {}
+        paths: dict[str, list[str]] = {}
+        for digest, original, path in rows:
+            originals[digest] = original
+            paths.setdefault(digest, []).append(path)
+        return {
+            digest: Item(original, frozenset(paths[digest]))
+            for digest, original in originals.items()
+        }
+
+    def delete_many(self, pairs: Sequence[tuple[str, str]]) -> list[Removal]:
+        """Every pair in one ``BEGIN IMMEDIATE`` transaction, each as `delete` does it."""
+        with self._transaction("IMMEDIATE") as connection:
+            return [_delete_in(connection, digest, path) for digest, path in pairs]
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item in digest order, a page at a time; no lock is held between pages."""
@@ -320,3 +347,30 @@ class SQLiteBackend:
         if local.connection is not None and local.generation == _fork_generation:
             local.connection.close()
         local.connection = None
+
+
+def _delete_in(connection: sqlite3.Connection, digest: str, path: str) -> Removal:
+    """Remove ``path`` inside the caller's write transaction, as `SQLiteBackend.delete` says."""
+    row = connection.execute(
+        "SELECT original FROM blobcache_item WHERE digest = ?", (digest,)
+    ).fetchone()
+    if row is None:
+        return Removal(removed=False)
+    deleted = connection.execute(
+        "DELETE FROM blobcache_path WHERE digest = ? AND path = ?", (digest, path)
+    ).rowcount
+    if not deleted:
+        return Removal(removed=False)
+    if row[0] != path:
+        return Removal(removed=True)
+    # BINARY collation compares UTF-8 bytes: code-point order, as Item.without.
+    (smallest,) = connection.execute(
+        "SELECT min(path) FROM blobcache_path WHERE digest = ?", (digest,)
+    ).fetchone()
+    if smallest is None:
+        connection.execute("DELETE FROM blobcache_item WHERE digest = ?", (digest,))
+        return Removal(removed=True, item_removed=True)
+    connection.execute(
+        "UPDATE blobcache_item SET original = ? WHERE digest = ?", (smallest, digest)
+    )
+    return Removal(removed=True, promoted=smallest)
