@@ -3,10 +3,13 @@ and nothing acknowledged is lost (the server runs with AOF, fsync always)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from blobcache import BlobCache, StoreUnavailable
 from blobcache.testing import RedisServer, redis_server
@@ -106,4 +109,33 @@ class TestKilledServer:
                 assert state is not None, n
                 assert ("/a" if done == 1 else "/b") in state[1], n
         assert sum(1 for done in acked.values() if done == 3) > 50
+        cache.close()
+
+
+class TestFrozenServer:
+    def test_a_timed_out_write_is_store_unavailable_and_sent_once(
+        self, durable: RedisServer
+    ) -> None:
+        """A server that stops answering (SIGSTOP) times a write out: StoreUnavailable saying
+        it may have landed. The write is sent once, never resent, so it lands at most once."""
+        cache = BlobCache.from_url(
+            f"{durable.url}/0?prefix=frozen", read_timeout=0.5, max_retries=2, backoff=0.001
+        )
+        cache.put(digest_of(1), "/first")  # loads the script
+        plain = redis.Redis(port=durable.port, decode_responses=True)
+        plain.config_resetstat()
+        assert durable.process is not None
+        pid = durable.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable, match="may or may not have taken effect"):
+                cache.put(digest_of(1), "/during")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        original, paths = read_raw(cache)[digest_of(1)]
+        assert original == "/first"
+        assert paths in ({"/first"}, {"/first", "/during"})
+        evalsha = plain.info("commandstats").get("cmdstat_evalsha", {"calls": 0})
+        assert evalsha["calls"] <= 1
+        plain.close()
         cache.close()
