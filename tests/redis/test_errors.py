@@ -78,6 +78,7 @@ class TestSecrets:
             cache.put(D, "/a")
             assert cache.get(D) == "/a"
             cache.delete(D, "/a")
+            assert_no_secret(repr(cache._backend.__dict__))  # the live pool included
         assert caplog.records
         assert_no_secret(caplog.text)
 
