@@ -305,19 +305,19 @@ class RedisBackend:
             try:
                 connection = pool.get_connection()
             except redis.exceptions.RedisError as exc:
-                raise self._error(exc, sent=False) from exc
+                raise self._error(exc) from exc
             try:
                 connection.send_command(*args)
                 return connection.read_response()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 connection.disconnect()
                 if not retry or attempt >= self.options.max_retries:
-                    raise self._error(exc, sent=True) from exc
+                    raise self._error(exc, write_sent=not retry) from exc
             except redis.exceptions.RedisError as exc:
                 if str(exc).startswith("WRONGTYPE") and args[0] in ("HSCAN", "HMGET"):
                     # Only the scans address the hash without a script that checks it.
                     raise self._wrong_type("?", "hash", str(args[1]), exc) from exc
-                raise self._error(exc, sent=True) from exc
+                raise self._error(exc) from exc
             except BaseException:
                 # Interrupted mid-reply: the connection may hold half an answer.
                 connection.disconnect()
@@ -370,8 +370,11 @@ class RedisBackend:
         ceiling = min(self.options.backoff * 2**attempt, self.options.max_backoff)
         return random.uniform(0, ceiling)
 
-    def _error(self, exc: redis.exceptions.RedisError, *, sent: bool) -> BlobCacheError:
-        """The blobcache error for a failed redis-py request."""
+    def _error(
+        self, exc: redis.exceptions.RedisError, *, write_sent: bool = False
+    ) -> BlobCacheError:
+        """The blobcache error for a failed redis-py request; ``write_sent`` if a write was
+        on its way when the connection failed."""
         where = self.target
         if isinstance(exc, redis.exceptions.AuthenticationError | _auth_args_error()):
             return ConfigurationError(
@@ -400,14 +403,17 @@ class RedisBackend:
                 cause=exc,
             )
         if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-            maybe = (
-                " (a write may or may not have taken effect: read it back before retrying)"
-                if sent
-                else ""
-            )
+            if write_sent:
+                return StoreUnavailable(
+                    f"Redis at {where} failed while a write was on its way: {exc}; it may "
+                    "or may not have taken effect (it is never resent): read the digest back "
+                    "before writing again, and check the server and network, or raise "
+                    "read_timeout",
+                    cause=exc,
+                )
             return StoreUnavailable(
                 f"Redis at {where} is unreachable after {self.options.max_retries} retries: "
-                f"{exc}{maybe}; check that it runs and the network, or raise "
+                f"{exc}; check that it runs and the network, or raise "
                 "connect_timeout/read_timeout/max_retries",
                 cause=exc,
             )
