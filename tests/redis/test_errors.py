@@ -180,7 +180,8 @@ class TestErrorMapping:
 
     def test_cluster_endpoint_is_refused(self) -> None:
         """A Redis Cluster node is refused with a ConfigurationError before anything is sent."""
-        with redis_server("--cluster-enabled", "yes") as node:
+        # The cluster bus defaults to port + 10000, which may not exist: give it its own.
+        with redis_server("--cluster-enabled", "yes", "--cluster-port", str(free_port())) as node:
             cache = BlobCache.from_url(f"{node.url}/0")
             with pytest.raises(ConfigurationError, match="Redis Cluster") as caught:
                 cache.put(D, "/p")
