@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import threading
+
 import pytest
 import redis
 
@@ -10,6 +13,8 @@ from tests.helpers import assert_invariants, backend_of, digest_of, read_raw
 from tests.redis.zot import Zot
 
 D, E = digest_of(1), digest_of(2)
+# Generous: nothing waits on it unless something hangs.
+DEADLINE = 120.0
 
 
 def keys(cache: BlobCache, digest: str) -> tuple[str, str, str]:
@@ -104,6 +109,42 @@ class TestZotInterop:
         assert_invariants(read_raw(rcache))
         for entry in rcache.entries():
             assert zot.get_blob(entry.digest) == entry.original
+
+
+class TestBesideARunningZot:
+    def test_zot_and_blobcache_writing_at_once_keep_the_invariants(
+        self, rcache: BlobCache, zot: Zot
+    ) -> None:
+        """Threads running zot's locked sequences and threads running blobcache's scripts on
+        the same digests: blobcache never lands inside zot's critical section, so every item
+        keeps an original among its paths, and no item is left without paths."""
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def work(seed: int, as_zot: bool) -> None:
+            rng = random.Random(seed)
+            try:
+                start.wait(DEADLINE)
+                for _ in range(150):
+                    digest, path = digest_of(rng.randrange(3)), f"/p/{rng.randrange(5)}"
+                    if as_zot:
+                        (zot.put_blob if rng.random() < 0.6 else zot.delete_blob)(digest, path)
+                    else:
+                        (rcache.put if rng.random() < 0.6 else rcache.delete)(digest, path)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(seed, seed % 2 == 0)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert errors == []
+        items = read_raw(rcache)
+        assert_invariants(items)
+        for entry in rcache.entries():
+            assert zot.get_blob(entry.digest) == entry.original
+            assert entry.paths == items[entry.digest][1]
 
 
 class TestTolerantReads:

@@ -6,6 +6,8 @@ check that blobcache reads what zot writes and zot reads what blobcache writes.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 
 import redis
@@ -31,10 +33,14 @@ class Zot:
         return self.prefix + ":" + ":".join(parts)
 
     def lock(self, digest: str) -> str:
-        """redsync's Lock: SET key token NX PX 8000; returns the token."""
+        """redsync's Lock: SET key token NX PX 8000, retried (redsync tries 32 times with a
+        random delay); returns the token."""
         token = uuid.uuid4().hex
-        assert self.client.set(self.join(LOCKS, digest), token, nx=True, px=8000)
-        return token
+        for _ in range(2000):
+            if self.client.set(self.join(LOCKS, digest), token, nx=True, px=8000):
+                return token
+            time.sleep(random.uniform(0.0005, 0.005))
+        raise TimeoutError(f"zot could not lock {digest}")
 
     def unlock(self, digest: str, token: str) -> None:
         self.client.eval(_UNLOCK, 1, self.join(LOCKS, digest), token)
