@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from blobcache import BlobCache, BlobCacheError, BlobEntry, CacheMiss, StoreUnavailable
-from tests.helpers import assert_invariants, backend_of, digest_of, read_raw
+from tests.helpers import assert_invariants, backend_of, digest_of, read_raw, record_requests
 from tests.redis.zot import Zot
 
 D, E = digest_of(1), digest_of(2)
@@ -65,6 +65,38 @@ class TestLayout:
         hash_key, set_key, _ = keys(rcache, D)
         assert client.hexists(hash_key, D) is False
         assert client.exists(set_key) == 0
+
+
+class TestRoundTrips:
+    def test_every_call_is_one_request(self, rcache: BlobCache) -> None:
+        """Once the scripts are loaded, each call sends one EVALSHA, whatever the delete does."""
+        rcache.put(E, "/warm")
+        rcache.delete(E, "/warm")
+        sent = record_requests(rcache)
+        calls: list[tuple[str, tuple[str, ...]]] = [
+            ("put", (D, "/o")),
+            ("put", (D, "/b")),
+            ("get", (D,)),
+            ("get_all", (D,)),
+            ("has", (D, "/b")),
+            ("delete", (D, "/nope")),
+            ("delete", (D, "/o")),  # the original: promotes
+            ("delete", (D, "/b")),  # the last path: removes the item
+        ]
+        for n, (method, args) in enumerate(calls, start=1):
+            getattr(rcache, method)(*args)
+            assert sent == ["EVALSHA"] * n
+
+    def test_a_flushed_script_cache_is_reloaded(
+        self, rcache: BlobCache, client: redis.Redis
+    ) -> None:
+        """After SCRIPT FLUSH (or a restart), NOSCRIPT loads the script once and resends."""
+        rcache.put(D, "/a")
+        client.script_flush()
+        sent = record_requests(rcache)
+        rcache.put(D, "/b")
+        assert sent == ["EVALSHA", "SCRIPT", "EVALSHA"]
+        assert rcache.get_all(D) == ["/a", "/b"]
 
 
 class TestZotInterop:
