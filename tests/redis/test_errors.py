@@ -113,11 +113,11 @@ class TestSecrets:
         runner = CliRunner()
         put = runner.invoke(cli, ["--url", good, "put", D, "/cli"])
         assert put.exit_code == 0, put.output
-        stats = runner.invoke(cli, ["-v", "--url", good, "stats", "--json"])
+        stats = runner.invoke(cli, ["-vv", "--url", good, "stats", "--json"])
         assert stats.exit_code == 0
         assert '"digests": 1' in stats.output
         assert_no_secret(stats.output)
-        failed = runner.invoke(cli, ["-v", "--url", bad, "get", D])
+        failed = runner.invoke(cli, ["-vv", "--url", bad, "get", D])
         assert failed.exit_code != 0
         assert "refused the credentials" in failed.output
         assert "Traceback" in failed.output
