@@ -52,10 +52,9 @@ class RedisAddress:
     def display(self) -> str:
         """The URL without the password: for messages, logs and ``repr``."""
         query = f"prefix={quote(self.prefix, safe='')}"
-        if self.socket_path is not None:
-            user = f"{quote(self.username, safe='')}@" if self.username else ""
-            return f"unix://{user}{quote(self.socket_path)}?db={self.db}&{query}"
         user = f"{quote(self.username, safe='')}@" if self.username else ""
+        if self.socket_path is not None:
+            return f"unix://{user}{quote(self.socket_path)}?db={self.db}&{query}"
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{user}{host}:{self.port}/{self.db}?{query}"
