@@ -280,6 +280,8 @@ class RedisBackend:
             kwargs["path"] = address.socket_path
         else:
             kwargs["host"], kwargs["port"] = address.host, address.port
+            # TCP keepalive notices a connection a firewall dropped while it sat idle.
+            kwargs["socket_keepalive"] = True
             if address.tls:
                 kwargs["connection_class"] = redis.SSLConnection
                 for key, value in address.tls_options:
