@@ -73,7 +73,7 @@ class TestSecrets:
         self, guarded: RedisServer, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Every log line of a session (DEBUG included) is free of the password."""
-        caplog.set_level(logging.DEBUG)
+        caplog.set_level(logging.DEBUG, logger="blobcache")
         with BlobCache.from_url(url(guarded, query="?prefix=logs")) as cache:
             cache.put(D, "/a")
             assert cache.get(D) == "/a"
