@@ -348,9 +348,11 @@ class RedisBackend:
         self._checked = True
         try:
             info = self._request(["INFO", "cluster"], retry=True)
-        except ConfigurationError as exc:
-            if isinstance(exc.cause, redis.exceptions.NoPermissionError):
-                return  # INFO is not allowed to this user: a cluster shows itself later
+        except BlobCacheError as exc:
+            if isinstance(exc.cause, redis.exceptions.ResponseError):
+                # INFO denied by an ACL or renamed away: a cluster still shows itself
+                # later, by MOVED or CROSSSLOT replies.
+                return
             self._checked = False
             raise
         except BaseException:

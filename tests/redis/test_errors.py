@@ -148,6 +148,21 @@ class TestErrorMapping:
         allowed.put(D, "/app")
         assert allowed.get(D) == "/app"
 
+    def test_a_user_denied_info_still_works(self, guarded: RedisServer) -> None:
+        """INFO (the cluster check) denied by the ACL: the cache works all the same."""
+        admin = redis.Redis(port=guarded.port, password=PASSWORD)
+        admin.acl_setuser(
+            "noinfo",
+            enabled=True,
+            passwords=[f"+{PASSWORD}"],
+            keys=["ni:*"],
+            commands=["+@all", "-info"],
+        )
+        admin.close()
+        with BlobCache.from_url(url(guarded, user="noinfo", query="?prefix=ni")) as cache:
+            cache.put(D, "/ok")
+            assert cache.get(D) == "/ok"
+
     def test_create_table_checks_and_creates_nothing(self, guarded: RedisServer) -> None:
         """create_table talks to the server and leaves no key behind."""
         with BlobCache.from_url(url(guarded, query="?prefix=probe")) as cache:
