@@ -179,7 +179,7 @@ _CLUSTER_ERRORS = (
     redis.exceptions.ClusterCrossSlotError,
 )
 #: Replies that a busy or recovering server gives: retry later.
-_TRANSIENT_REPLIES = ("BUSY", "MISCONF", "MASTERDOWN", "OOM")
+_TRANSIENT_REPLIES = ("BUSY", "MISCONF", "OOM")
 
 
 def open_location(location: Location) -> RedisBackend:
@@ -398,7 +398,10 @@ class RedisBackend:
                 f"{where} is a read-only replica ({exc}); point the URL at the primary",
                 cause=exc,
             )
-        if isinstance(exc, _CLUSTER_ERRORS):
+        if isinstance(exc, _CLUSTER_ERRORS) and not isinstance(
+            exc,
+            redis.exceptions.MasterDownError,  # a replica cut off from its primary
+        ):
             return ConfigurationError(self._cluster_message(), cause=exc)
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return ConfigurationError(
@@ -425,9 +428,9 @@ class RedisBackend:
         if message.startswith("BLOBCACHE_WRONGTYPE "):
             _, found, want, key = message.split(" ", 3)
             return self._wrong_type(found, want, key, exc)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError) or message.startswith(
-            _TRANSIENT_REPLIES
-        ):
+        if isinstance(
+            exc, redis.exceptions.OutOfMemoryError | redis.exceptions.MasterDownError
+        ) or message.startswith(_TRANSIENT_REPLIES):
             return StoreUnavailable(
                 f"Redis at {where} refused the request: {exc}; retry later, and check its "
                 "memory limit and persistence (the server log says more)",

@@ -193,6 +193,31 @@ class TestErrorMapping:
             writer.close()
             reader.close()
 
+    def test_a_full_server_is_store_unavailable(self) -> None:
+        """Past maxmemory with noeviction, writes are refused: StoreUnavailable, reads work."""
+        with redis_server("--maxmemory-policy", "noeviction") as server:
+            cache = BlobCache.from_url(f"{server.url}/0")
+            cache.put(D, "/before")
+            plain = redis.Redis(port=server.port)
+            plain.config_set("maxmemory", 1)
+            with pytest.raises(StoreUnavailable, match="memory limit") as caught:
+                cache.put(D, "/after")
+            assert isinstance(caught.value.cause, redis.exceptions.OutOfMemoryError)
+            plain.config_set("maxmemory", 0)
+            assert cache.get_all(D) == ["/before"]
+            plain.close()
+            cache.close()
+
+    def test_a_replica_cut_off_from_its_primary_is_store_unavailable(self) -> None:
+        """MASTERDOWN (a stale replica that will not serve) is a retry-later, not a cluster."""
+        with redis_server(
+            "--replicaof", "127.0.0.1", str(free_port()), "--replica-serve-stale-data", "no"
+        ) as replica:
+            cache = BlobCache.from_url(f"{replica.url}/0", max_retries=0)
+            with pytest.raises(StoreUnavailable, match="MASTERDOWN|Link with MASTER"):
+                cache.get(D)
+            cache.close()
+
     def test_cluster_endpoint_is_refused(self) -> None:
         """A Redis Cluster node is refused with a ConfigurationError before anything is sent."""
         # The cluster bus defaults to port + 10000, which may not exist: give it its own.
