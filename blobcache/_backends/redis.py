@@ -179,7 +179,7 @@ _CLUSTER_ERRORS = (
     redis.exceptions.ClusterCrossSlotError,
 )
 #: Replies that a busy or recovering server gives: retry later.
-_TRANSIENT_REPLIES = ("BUSY", "MISCONF", "OOM")
+_TRANSIENT_REPLIES = ("BUSY", "MISCONF", "OOM", "MASTERDOWN")  # as older redis-py leaves them
 
 
 def open_location(location: Location) -> RedisBackend:
