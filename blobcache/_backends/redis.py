@@ -367,7 +367,7 @@ class RedisBackend:
         return (
             f"{self.target} is a Redis Cluster node; blobcache, like zot, keeps every "
             f"original in one hash ({self.originals_key!r}) and needs a single Redis "
-            "server (a primary, optionally with replicas or Sentinel): point the URL at one"
+            "server (a primary, with replicas if you like): point the URL at one"
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -380,7 +380,11 @@ class RedisBackend:
         """The blobcache error for a failed redis-py request; ``write_sent`` if a write was
         on its way when the connection failed."""
         where = self.target
-        if isinstance(exc, redis.exceptions.AuthenticationError | _auth_args_error()):
+        if isinstance(
+            exc,
+            redis.exceptions.AuthenticationError
+            | redis.exceptions.AuthenticationWrongNumberOfArgsError,
+        ):
             return ConfigurationError(
                 f"Redis at {where} refused the credentials ({exc}); check the user name and "
                 "password in the URL ('redis://USER:PASSWORD@HOST...')",
@@ -389,8 +393,8 @@ class RedisBackend:
         if isinstance(exc, redis.exceptions.NoPermissionError):
             return ConfigurationError(
                 f"the Redis user of {where} may not run a command blobcache needs ({exc}); "
-                f"grant it EVALSHA, SCRIPT, HSCAN, SCAN, INFO and read/write on "
-                f"'{self.prefix}:*' keys",
+                "grant it EVALSHA, SCRIPT, HSCAN, HMGET, SCAN and TYPE, and read/write "
+                f"access to the '{self.prefix}:*' keys",
                 cause=exc,
             )
         if isinstance(exc, redis.exceptions.ReadOnlyError):
@@ -625,7 +629,3 @@ class RedisBackend:
 def _glob_escape(text: str) -> str:
     """``text`` as a literal in a SCAN MATCH pattern."""
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _auth_args_error() -> type[Exception]:
-    return redis.exceptions.AuthenticationWrongNumberOfArgsError
