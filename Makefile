@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint typing docs bench clean redis-server
+.PHONY: demo test lint typing docs bench soak clean redis-server
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ typing: $(BIN)/.installed
 docs: $(BIN)/.installed redis-server
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
+
+# Not part of `make test`: mixed traffic with injected faults, then invariant and
+# linearizability checks (tests/soak.py). SOAK_SECONDS=60 make soak for a short run.
+SOAK_SECONDS ?= 600
+soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS)
 
 bench: $(BIN)/.installed redis-server
 	$(BIN)/python benchmarks/sqlite_overhead.py

@@ -14,6 +14,25 @@
 
 from __future__ import annotations
 
+#: The most characters of an input an error message repeats.
+SHOWN_LIMIT = 200
+
+
+def shorten(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: a 10 MB input must not
+    make a 10 MB message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """The ``repr`` of an input for a message, shortened like `shorten` (quoted, escaped)."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}... ({len(value)} {unit})"
+    return shorten(repr(value), limit)
+
 
 class BlobCacheError(Exception):
     """Root of every error blobcache raises.
@@ -52,8 +71,8 @@ class InvalidDigest(BlobCacheError, ValueError):
 
     def __init__(self, digest: object, reason: str, *, position: int | None = None) -> None:
         super().__init__(
-            f"invalid digest {digest!r}{_at(position)}: {reason}; expected 'algorithm:encoded', "
-            "e.g. 'sha256:' followed by 64 lowercase hex characters"
+            f"invalid digest {shown(digest)}{_at(position)}: {reason}; expected "
+            "'algorithm:encoded', e.g. 'sha256:' followed by 64 lowercase hex characters"
         )
         self.digest = digest
         self.reason = reason
@@ -67,7 +86,7 @@ class InvalidPath(BlobCacheError, ValueError):
     """
 
     def __init__(self, path: object, reason: str, *, position: int | None = None) -> None:
-        super().__init__(f"invalid path {path!r}{_at(position)}: {reason}")
+        super().__init__(f"invalid path {shown(path)}{_at(position)}: {reason}")
         self.path = path
         self.reason = reason
         self.position = position
@@ -104,7 +123,20 @@ class TableNotFound(BlobCacheError):
 
 
 class StoreUnavailable(BlobCacheError):
-    """The store could not be reached or kept refusing: network, timeouts, throttling."""
+    """The store could not be reached or kept refusing: network, timeouts, throttling.
+
+    ``outcome_unknown`` is ``True`` when a write reached the store and its answer was
+    lost (a timeout, a reset, a 5xx, a damaged response): it may or may not have taken
+    effect, at most once. ``False`` means the call changed nothing.
+
+    .. versionadded:: 0.2 ``outcome_unknown``
+    """
+
+    def __init__(
+        self, message: str, *, cause: BaseException | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message, cause=cause)
+        self.outcome_unknown = outcome_unknown
 
 
 class ConfigurationError(BlobCacheError):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from blobcache._errors import ConfigurationError
+from blobcache._errors import ConfigurationError, shorten, shown
 
 BillingMode = Literal["PAY_PER_REQUEST", "PROVISIONED"]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -24,11 +24,13 @@ class Options:
     .. versionadded:: 0.1
     """
 
-    #: Seconds to wait for a TCP connection to DynamoDB or Redis.
+    #: Seconds to wait for a TCP connection to DynamoDB or Redis (at most 86400).
     connect_timeout: float = 5.0
-    #: Seconds to wait for a DynamoDB or Redis response.
+    #: Seconds to wait for a DynamoDB or Redis response (at most 86400).
     read_timeout: float = 10.0
-    #: Transport retries (network errors, throttling) per request, after the first try.
+    #: Retries per request after the first try (at most 100): a read after any transient
+    #: failure; a write only after one that provably had no effect (no connection could be
+    #: made, throttling), since a resent write could take effect twice.
     max_retries: int = 3
     #: Attempts of a conditional write that loses a race (or meets zot's Redis lock).
     max_attempts: int = 16
@@ -36,7 +38,8 @@ class Options:
     backoff: float = 0.005
     #: Seconds the back-off between conflicting attempts grows to at most.
     max_backoff: float = 0.5
-    #: Connections kept open to DynamoDB or Redis, per cache (the most threads served at once).
+    #: Connections kept open to DynamoDB or Redis, per cache (the most threads served at
+    #: once; at most 1000).
     max_pool_connections: int = 10
     #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
     consistent_read: bool = True
@@ -52,7 +55,8 @@ class Options:
     write_capacity: int | None = None
     #: Seconds create_table waits for a new table to become ACTIVE.
     table_wait_timeout: float = 60.0
-    #: Seconds a SQLite writer waits for the write lock before it retries.
+    #: Seconds a SQLite writer waits for the write lock before it retries (at most
+    #: 2147483, SQLite's limit).
     busy_timeout: float = 30.0
     #: SQLite ``PRAGMA synchronous``; FULL survives power loss, NORMAL only process crashes.
     synchronous: Synchronous = "FULL"
@@ -66,15 +70,41 @@ class Options:
     pool_size: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "table_wait_timeout", "busy_timeout"):
-            _require(name, getattr(self, name) > 0, "a positive number of seconds")
-        _require("backoff", self.backoff >= 0, "zero or a positive number of seconds")
-        _require("max_backoff", self.max_backoff >= self.backoff, "at least backoff")
-        _require("max_retries", self.max_retries >= 0, "zero or a positive integer")
-        _require("max_attempts", self.max_attempts >= 1, "a positive integer")
-        _require("max_pool_connections", self.max_pool_connections >= 1, "a positive integer")
+        # Upper bounds too: an absurd value passes here and misbehaves much later (an
+        # infinite timeout fails every call, a busy_timeout past 2**31 ms overflows
+        # SQLite's and stops waiting, 10**7 pooled connections take seconds to set up).
+        for name in ("connect_timeout", "read_timeout", "table_wait_timeout"):
+            _require(
+                name, 0 < getattr(self, name) <= _DAY, "a positive number of seconds, at most 86400"
+            )
+        _require(
+            "busy_timeout",
+            0 < self.busy_timeout <= _SQLITE_MAX_BUSY,
+            f"a positive number of seconds, at most {_SQLITE_MAX_BUSY}",
+        )
+        _require(
+            "backoff", 0 <= self.backoff <= 60, "zero or a positive number of seconds, at most 60"
+        )
+        _require(
+            "max_backoff",
+            self.backoff <= self.max_backoff <= 3600,
+            "at least backoff, at most 3600",
+        )
+        _require(
+            "max_retries", 0 <= self.max_retries <= 100, "zero or a positive integer, at most 100"
+        )
+        _require(
+            "max_attempts", 1 <= self.max_attempts <= 10_000, "a positive integer, at most 10000"
+        )
+        _require(
+            "max_pool_connections",
+            1 <= self.max_pool_connections <= 1000,
+            "a positive integer, at most 1000",
+        )
         for name in ("batch_size", "workers", "pool_size"):
-            _require(name, getattr(self, name) >= 1, "a positive integer")
+            _require(
+                name, 1 <= getattr(self, name) <= 100_000, "a positive integer, at most 100000"
+            )
         _require("page_size", self.page_size is None or self.page_size >= 1, "a positive integer")
         _require("scan_segments", 1 <= self.scan_segments <= 1_000_000, "between 1 and 1000000")
         _require(
@@ -106,7 +136,8 @@ class Options:
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ConfigurationError(
-                f"unknown option(s) {', '.join(unknown)}; valid options are {', '.join(fields)}"
+                f"unknown option(s) {shorten(', '.join(unknown))}; "
+                f"valid options are {', '.join(fields)}"
             )
         return cls(**{name: _coerce(name, fields[name].type, raw) for name, raw in values.items()})
 
@@ -116,6 +147,9 @@ class Options:
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {"bool": bool, "int": int, "float": (int, float)}
+_DAY = 86_400.0
+#: SQLite keeps its busy timeout in milliseconds in a C int.
+_SQLITE_MAX_BUSY = 2_147_483
 
 
 def _require(name: str, ok: bool, expected: str) -> None:
@@ -133,13 +167,13 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
     elif kind.startswith("bool"):
         lowered = raw.lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigurationError(f"option {name} must be true or false, not {raw!r}")
+            raise ConfigurationError(f"option {name} must be true or false, not {shown(raw)}")
         value = lowered in ("1", "true", "yes", "on")
     elif kind.startswith(("int", "float")):
         try:
             value = int(raw) if kind.startswith("int") else float(raw)
         except ValueError:
-            raise ConfigurationError(f"option {name} must be a number, not {raw!r}") from None
+            raise ConfigurationError(f"option {name} must be a number, not {shown(raw)}") from None
     else:
         value = raw.upper()
     expected = _TYPES.get(kind.split(" ")[0])
@@ -149,5 +183,5 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
         and (isinstance(value, bool) != kind.startswith("bool") or not isinstance(value, expected))
     )
     if mismatched:
-        raise ConfigurationError(f"option {name} must be {kind}, not {value!r}")
+        raise ConfigurationError(f"option {name} must be {kind}, not {shown(value)}")
     return value

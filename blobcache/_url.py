@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from blobcache._errors import ConfigurationError
+from blobcache._errors import ConfigurationError, shown
 from blobcache._options import Options
 
 #: Environment variable holding the URL used when none is given.
 URL_ENV = "BLOBCACHE_URL"
 
 _DYNAMODB_KEYS = ("region", "endpoint_url")
+# The user-information part of any URL inside a text: "scheme://user:secret@".
+# Bounded repeats and a lookbehind keep it linear on a hostile megabyte-long URL.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}(?::|%3[Aa])(?://|%2[Ff]%2[Ff]))"
+    r"[^/?#@\s]{0,4096}?(@|%40)"
+)
+# DynamoDB's table name characters (it also wants at least 3; the server says so).
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+# A region name as botocore accepts one: a DNS label (AWS names look like "eu-west-1").
+_REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it (``user:secret@``) replaced by ``***@``."""
+    return _USERINFO.sub(r"\1***\2", text)
+
+
+def _shown_url(url: str) -> str:
+    """A URL as a message may show it: credentials redacted, shortened."""
+    return shown(redact(url))
+
+
 #: Schemes of the Redis backend, as redis-py's ``from_url`` reads them.
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: zot's key prefix when its configuration names none.
@@ -109,7 +132,7 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
         parts = urlsplit(url)
         has_credentials = parts.username is not None or parts.password is not None
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise ConfigurationError(f"malformed cache URL: {exc}") from exc
+        raise ConfigurationError(f"malformed cache URL: {redact(str(exc))}") from exc
     if has_credentials:
         raise ConfigurationError(
             "credentials do not belong in a cache URL; use botocore's usual chain "
@@ -120,13 +143,13 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
             parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         )
     except ValueError as exc:
-        raise ConfigurationError(f"malformed query string in cache URL {url!r}") from exc
+        raise ConfigurationError(f"malformed query string in cache URL {_shown_url(url)}") from exc
     if parts.scheme == "dynamodb":
         return _dynamodb(url, parts.netloc, parts.path, query, overrides)
     if parts.scheme == "sqlite":
         return _sqlite(url, parts.netloc, parts.path, query, overrides)
     raise ConfigurationError(
-        f"unsupported cache URL {redacted(url)!r}; use 'sqlite:///FILE', "
+        f"unsupported cache URL {_masked_url(url)}; use 'sqlite:///FILE', "
         "'dynamodb:///TABLE?region=REGION' or 'redis://HOST:PORT/DB'"
     )
 
@@ -137,20 +160,43 @@ def _dynamodb(
     table = unquote(path.lstrip("/"))
     if netloc or not table or "/" in table:
         raise ConfigurationError(
-            f"cannot read a table name from {url!r}; write 'dynamodb:///TABLE?region=REGION'"
+            f"cannot read a table name from {_shown_url(url)}; write 'dynamodb:///TABLE?region=REGION'"
+        )
+    if not _TABLE.fullmatch(table):
+        raise ConfigurationError(
+            f"{shown(table)} is not a DynamoDB table name: use at most 255 letters, digits, "
+            "'_', '-' and '.'"
         )
     location: dict[str, Any] = {
         key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query
     }
     endpoint = location.get("endpoint_url")
+    if endpoint is not None and _has_credentials(endpoint):
+        raise ConfigurationError(
+            "endpoint_url must not carry credentials (user:password@); give them through "
+            "botocore's usual chain (environment, profile, instance role)"
+        )
     if endpoint is not None and not _is_http_url(endpoint):
         raise ConfigurationError(
             f"endpoint_url must be an http(s) URL with a host, such as "
-            f"'http://127.0.0.1:8000', not {endpoint!r}"
+            f"'http://127.0.0.1:8000', not {_shown_url(endpoint)}"
+        )
+    region = location.get("region")
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigurationError(
+            f"region must be a region name such as 'us-east-1', not {shown(region)}"
         )
     return Location(
         "dynamodb", table, options=Options.from_mapping({**query, **overrides}), **location
     )
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.username is not None or parts.password is not None
+    except ValueError:
+        return "@" in url  # unparsable: refuse rather than risk echoing a secret
 
 
 def _is_http_url(url: str) -> bool:
@@ -168,28 +214,31 @@ def _sqlite(
     filename = unquote(path[1:])
     if netloc or not filename:
         raise ConfigurationError(
-            f"cannot read a database file from {url!r}; write 'sqlite:///relative.db' "
+            f"cannot read a database file from {_shown_url(url)}; write 'sqlite:///relative.db' "
             "or 'sqlite:////absolute/path.db'"
         )
     if "\x00" in filename:
-        raise ConfigurationError(f"{url!r}: a file name cannot contain a NUL character")
+        raise ConfigurationError(f"{_shown_url(url)}: a file name cannot contain a NUL character")
     if filename == ":memory:" or filename.startswith("file:"):
         raise ConfigurationError(
-            f"{url!r}: in-memory and URI-style SQLite databases are not supported (each "
+            f"{_shown_url(url)}: in-memory and URI-style SQLite databases are not supported (each "
             "thread would see its own database); use a file, e.g. in a temporary directory"
         )
     return Location("sqlite", filename, options=Options.from_mapping({**query, **overrides}))
 
 
-def redacted(url: str) -> str:
-    """``url`` with anything between ``//`` and ``@`` (credentials) masked, for messages."""
+def _masked_url(url: str) -> str:
+    """A URL for a message with everything between ``//`` and its last ``@`` masked.
+
+    Stricter than `redact`: a password with an unencoded ``/``, ``?`` or ``@`` (which
+    ends the user information early for a URL parser) is masked whole, at the cost of
+    masking a little more than the credentials in an odd URL.
+    """
     scheme, slashes, rest = url.partition("//")
-    if not slashes:
-        return url
-    authority, at, tail = rest.partition("@")
-    if not at or "/" in authority.partition(":")[0]:
-        return url
-    return f"{scheme}//***@{tail}"
+    at = rest.rfind("@")
+    if slashes and at >= 0:
+        url = f"{scheme}//***{rest[at:]}"
+    return shown(redact(url))
 
 
 def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
@@ -197,7 +246,7 @@ def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
 
     Messages never quote the URL itself: it may hold the password.
     """
-    shown = redacted(url)
+    masked = _masked_url(url)
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -210,7 +259,7 @@ def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
     except ValueError:
         # Not chained: the parser's message may quote part of the password.
         raise ConfigurationError(
-            f"malformed Redis URL {shown!r}; write 'redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]' "
+            f"malformed Redis URL {masked}; write 'redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]' "
             "and percent-encode special characters in the user name and password"
         ) from None
     prefix = query.pop("prefix", "") or REDIS_DEFAULT_PREFIX
@@ -218,14 +267,14 @@ def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
     tls_options = tuple((key, query.pop(key)) for key in _REDIS_TLS_KEYS if key in query)
     if tls_options and scheme != "rediss":
         raise ConfigurationError(
-            f"{', '.join(key for key, _ in tls_options)} in {shown!r} need a 'rediss://' URL"
+            f"{', '.join(key for key, _ in tls_options)} in {masked} need a 'rediss://' URL"
         )
     socket_path = None
     if scheme == "unix":
         socket_path = unquote(parts.path)
         if not socket_path or hostname:
             raise ConfigurationError(
-                f"cannot read a socket path from {shown!r}; write "
+                f"cannot read a socket path from {masked}; write "
                 "'unix:///path/to/redis.sock?db=N&prefix=PREFIX'"
             )
     else:
@@ -234,7 +283,7 @@ def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
             db_text = path
         elif path and path != db_text:
             raise ConfigurationError(
-                f"{shown!r} names the database twice; give it once, as in 'redis://HOST:PORT/DB'"
+                f"{masked} names the database twice; give it once, as in 'redis://HOST:PORT/DB'"
             )
     try:
         db = int(db_text) if db_text is not None else 0
@@ -242,7 +291,7 @@ def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
         db = -1
     if db < 0:
         raise ConfigurationError(
-            f"the Redis database in {shown!r} must be a number (0, 1, ...), not {db_text!r}"
+            f"the Redis database in {masked} must be a number (0, 1, ...), not {shown(db_text)}"
         )
     address = RedisAddress(
         host=None if socket_path is not None else hostname or "localhost",

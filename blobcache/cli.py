@@ -167,6 +167,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _text(value: str) -> str:
+    """A stored string for a line of text output: control characters (newlines, escape
+    sequences, line separators) and backslashes escaped, so a hostile path stays on its
+    line and cannot forge another."""
+    return "".join(
+        "\\\\"
+        if char == "\\"
+        else char
+        if char.isprintable() or char == " "
+        else char.encode("unicode_escape").decode("ascii")
+        for char in value
+    )
+
+
 def _echo_json(value: Any, **extra: Any) -> None:
     document = _plain(value)
     if isinstance(document, dict):
@@ -407,8 +421,8 @@ def verify(
         _echo_lines(report.findings)
     else:
         for finding in report.findings:
-            where = f" {finding.path}" if finding.path else ""
-            click.echo(f"{finding.kind}: {finding.digest}{where}: {finding.detail}")
+            where = f" {_text(finding.path)}" if finding.path else ""
+            click.echo(f"{finding.kind}: {_text(finding.digest)}{where}: {_text(finding.detail)}")
         click.echo(
             f"{report.items} items, {report.paths} paths, {len(report.findings)} findings"
             + (f", {report.unchecked} paths not checked on disk" if report.unchecked else "")
@@ -443,7 +457,7 @@ def prune(
     else:
         verb = "removed" if yes else "would remove"
         for stale in report.stale:
-            click.echo(f"{verb}: {stale.digest} {stale.path}")
+            click.echo(f"{verb}: {_text(stale.digest)} {_text(stale.path)}")
         click.echo(f"{len(report.stale)} stale paths {verb}" + ("" if yes else " (dry run)"))
     if report.stale and not yes:
         ctx.exit(EXIT_FOUND)
@@ -475,10 +489,12 @@ def dedupe(
     else:
         verb = "linked" if yes else "would link"
         for link in report.links:
-            click.echo(f"{verb}: {link.path} -> {link.original}")
+            click.echo(f"{verb}: {_text(link.path)} -> {_text(link.original)}")
         for skipped in report.skipped:
             detail = f": {skipped.detail}" if skipped.detail else ""
-            click.echo(f"skipped ({skipped.reason}): {skipped.path}{detail}", err=True)
+            click.echo(
+                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
+            )
         click.echo(
             f"{len(report.links)} copies {verb}, {_size(report.reclaimed_bytes)} "
             f"{'reclaimed' if yes else 'to reclaim'}, {report.already_linked} already linked, "

@@ -4,6 +4,8 @@ Installed as a pytest plugin (entry point ``blobcache``). The servers are real
 servers on free loopback ports: dynalite (from npm, installed into ``.tools/``
 on first use), moto's standalone server (``moto[server]``) and ``redis-server``
 (from the operating system's package, in a temporary directory).
+`FaultProxy` stands between a cache and a server and injects faults (resets,
+stalls, 500s, throttling, lost or damaged responses) on demand.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+# Standard library only, like the rest of this module; re-exported for applications.
+from blobcache._fault_proxy import FAULTS as FAULTS
+from blobcache._fault_proxy import RESP_FAULTS as RESP_FAULTS
+from blobcache._fault_proxy import FaultProxy as FaultProxy
+from blobcache._fault_proxy import fault_proxy as fault_proxy
 
 #: Fake credentials for local servers: they accept any, but botocore insists on some.
 FAKE_CREDENTIALS = {
@@ -347,3 +355,20 @@ if pytest is not None:
 
         with BlobCache.from_url(blobcache_moto_url) as cache:
             yield cache
+
+    @pytest.fixture
+    def blobcache_fault_proxy(blobcache_dynalite_endpoint: str) -> Iterator[FaultProxy]:
+        """A `FaultProxy` in front of the session's dynalite, injecting nothing until told."""
+        with fault_proxy(blobcache_dynalite_endpoint) as proxy:
+            yield proxy
+
+    @pytest.fixture
+    def blobcache_faulty_dynalite_url(
+        blobcache_fault_proxy: FaultProxy, blobcache_fake_aws: None
+    ) -> str:
+        """The URL of a fresh, created table reached through `blobcache_fault_proxy`.
+
+        Transport retries are off (``max_retries=0``) so each injected fault reaches the
+        caller; add your own options to the URL as needed.
+        """
+        return _created(_local_table_url(blobcache_fault_proxy.endpoint)) + "&max_retries=0"

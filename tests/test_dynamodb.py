@@ -705,7 +705,8 @@ class TestErrors:
         assert "127.0.0.1" in str(raised.value)
 
     def test_silent_endpoint_times_out(self, make_cache: CacheFactory) -> None:
-        """A server that accepts but never answers raises StoreUnavailable after read_timeout."""
+        """A server that accepts but never answers: a read raises StoreUnavailable after
+        1 + max_retries attempts of read_timeout each (a write is sent once, test_hostile)."""
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
@@ -715,7 +716,7 @@ class TestErrors:
             with recording(cache) as recorder:
                 started = time.monotonic()
                 with pytest.raises(BlobCacheError) as raised:
-                    cache.put(D, "/a")
+                    cache.get(D)
                 elapsed = time.monotonic() - started
         assert type(raised.value) is StoreUnavailable
         assert len(recorder.sent) == 2

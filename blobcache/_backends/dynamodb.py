@@ -7,15 +7,20 @@ import queue
 import random
 import threading
 import time
+from binascii import crc32
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import botocore.config
 import botocore.session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
@@ -28,23 +33,30 @@ from blobcache._errors import (
     ItemTooLarge,
     StoreUnavailable,
     TableNotFound,
+    shorten,
 )
 from blobcache._model import BlobRecord
 from blobcache._options import Options
-from blobcache._url import Location
+from blobcache._url import Location, redact
 
 _NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
 _HASH_KEY = "Digest"
 #: The seed's legacy layout kept every path here, with no original.
 LEGACY_ATTRIBUTE = "BlobPath"
+#: Refusals DynamoDB sends before it applies anything: resending is safe, even a write.
 _THROTTLED = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
     "LimitExceededException",
 }
+#: Transport failures that prove the request never left this host (no connection was made).
+#: Exact types: a subclass such as SSLError can happen after the request was sent.
+_NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
+#: Seconds of the first pause between transport retries, doubling, with full jitter
+#: (botocore's legacy DynamoDB policy), and the most one pause may last.
+_RETRY_BASE = 0.05
+_RETRY_CAP = 5.0
 _DENIED = {
     "AccessDeniedException",
     "UnrecognizedClientException",
@@ -65,6 +77,31 @@ _SESSION_LOCK = threading.Lock()
 @functools.cache
 def _session() -> botocore.session.Session:
     return botocore.session.get_session()
+
+
+class CorruptResponse(BotoCoreError):  # type: ignore[misc]
+    """A DynamoDB response whose body does not match its ``x-amz-crc32`` header."""
+
+    fmt = (
+        "a response from {endpoint_url} failed its CRC32 check (header {expected}, body "
+        "{actual}): it was damaged on the way"
+    )
+
+
+def _check_crc32(http_response: Any, **_: Any) -> None:
+    """Refuse a response damaged in transit, which botocore would parse as an empty answer.
+
+    botocore only retries on a mismatch and, once its attempts are spent, hands the
+    damaged response back: a GetItem would then read as a miss.
+    """
+    expected = http_response.headers.get("x-amz-crc32")
+    if expected is None:
+        return
+    actual = crc32(http_response.content) & 0xFFFFFFFF
+    if str(actual) != expected.strip():
+        raise CorruptResponse(
+            endpoint_url=redact(str(http_response.url)), expected=expected, actual=actual
+        )
 
 
 class _ConditionFailed(Exception):
@@ -157,7 +194,9 @@ class DynamoDBBackend:
         config = botocore.config.Config(
             connect_timeout=self.options.connect_timeout,
             read_timeout=self.options.read_timeout,
-            retries={"total_max_attempts": 1 + self.options.max_retries, "mode": "standard"},
+            # botocore never resends: it would resend a write whose response was lost, and
+            # the write could take effect twice. `_call` retries what is safe to retry.
+            retries={"total_max_attempts": 1, "mode": "standard"},
             # A bulk call keeps ``workers`` requests in flight on this one client.
             max_pool_connections=max(self.options.max_pool_connections, self.options.workers),
         )
@@ -165,44 +204,100 @@ class DynamoDBBackend:
         # a client from a warm session ~5 ms. Sessions are not safe for concurrent
         # client creation, hence the lock.
         with _SESSION_LOCK:
-            return _session().create_client(
+            client = _session().create_client(
                 "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=config
             )
+        # The endpoint may come from AWS_ENDPOINT_URL_DYNAMODB or a profile; credentials
+        # in it would reach every error message botocore writes.
+        endpoint = urlsplit(client.meta.endpoint_url)
+        if endpoint.username is not None or endpoint.password is not None:
+            client.close()
+            raise ConfigurationError(
+                "the DynamoDB endpoint URL carries credentials (user:password@); remove them "
+                "and give credentials through botocore's chain (environment, profile, role)"
+            )
+        client.meta.events.register("after-call.dynamodb", _check_crc32)
+        return client
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _call(self, request: Callable[[], Any], digest: str | None = None) -> Any:
-        """Run one botocore request, translating its failures into blobcache errors."""
-        try:
-            return request()
-        except ClientError as exc:
-            raise self._translate(exc, digest) from exc
-        except (NoRegionError, NoCredentialsError, PartialCredentialsError) as exc:
-            raise ConfigurationError(
-                f"cannot reach DynamoDB table {self.target!r}: {exc}; set a region "
-                "(?region=... in the URL, or AWS_DEFAULT_REGION) and credentials "
-                "(environment, profile or instance role)",
-                cause=exc,
-            ) from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(
-                f"DynamoDB table {self.target!r} is unreachable after "
-                f"{self.options.max_retries} retries: {exc}; check the endpoint and network, "
-                "or raise connect_timeout/read_timeout/max_retries",
-                cause=exc,
-            ) from exc
+    def _call(
+        self, request: Callable[[], Any], digest: str | None = None, *, write: bool = False
+    ) -> Any:
+        """Run one botocore request, retrying what is safe, translating failures.
+
+        A read is retried after any transient failure, up to ``max_retries`` times. A
+        write is resent only when it provably had no effect: no connection could be
+        made, or DynamoDB refused it by throttling. After any other failure (timeout,
+        reset, lost or damaged response, a 5xx) the write may have been applied; a
+        resend could apply it a second time after other writers changed the item, so
+        it raises `StoreUnavailable` saying the outcome is unknown.
+        """
+        attempt = 0
+        while True:
+            try:
+                return request()
+            except ClientError as exc:
+                failure: BotoCoreError | ClientError = exc
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code in _THROTTLED:
+                    unapplied = True
+                elif isinstance(status, int) and status >= 500:
+                    unapplied = False
+                else:
+                    raise self._translate(exc, digest) from exc
+            except (NoRegionError, NoCredentialsError, PartialCredentialsError) as exc:
+                raise ConfigurationError(
+                    f"cannot reach DynamoDB table {self.target!r}: {exc}; set a region "
+                    "(?region=... in the URL, or AWS_DEFAULT_REGION) and credentials "
+                    "(environment, profile or instance role)",
+                    cause=exc,
+                ) from exc
+            except InvalidRegionError as exc:
+                raise ConfigurationError(
+                    f"{exc}; give a region name such as 'us-east-1'", cause=exc
+                ) from exc
+            except BotoCoreError as exc:
+                failure = exc
+                unapplied = type(exc) in _NEVER_SENT
+            if (write and not unapplied) or attempt >= self.options.max_retries:
+                unknown = write and not unapplied
+                raise self._unavailable(failure, attempt, unknown=unknown) from failure
+            attempt += 1
+            time.sleep(random.uniform(0, min(_RETRY_BASE * 2**attempt, _RETRY_CAP)))
+
+    def _unavailable(
+        self, exc: BotoCoreError | ClientError, retries: int, *, unknown: bool
+    ) -> StoreUnavailable:
+        """The error for a request that failed for good; ``unknown``: a write may have applied."""
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            what = f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
+            what = f"DynamoDB answered {what or 'an error'}"
+        else:
+            what = str(exc)
+        what = shorten(redact(what))
+        if unknown:
+            message = (
+                f"a write to DynamoDB table {self.target!r} failed after it was sent ({what}); "
+                "it may or may not have taken effect, and was not resent, since a resend "
+                "could apply it twice: read the item to see, and repeat the call if needed"
+            )
+        else:
+            message = (
+                f"DynamoDB table {self.target!r} is unavailable after {retries} "
+                f"retr{'y' if retries == 1 else 'ies'} ({what}); nothing was changed; check "
+                "the endpoint and network, retry later, or raise connect_timeout/"
+                "read_timeout/max_retries"
+            )
+        return StoreUnavailable(message, cause=exc, outcome_unknown=unknown)
 
     def _translate(self, exc: ClientError, digest: str | None) -> BlobCacheError:
         error = exc.response.get("Error", {})
-        code, message = error.get("Code", ""), error.get("Message", "")
+        code, message = error.get("Code", ""), shorten(str(error.get("Message", "")))
         if code == "ResourceNotFoundException":
             return TableNotFound(self.target, cause=exc)
-        if code in _THROTTLED:
-            return StoreUnavailable(
-                f"DynamoDB kept refusing requests to table {self.target!r} ({code}) after "
-                f"{self.options.max_retries} retries; retry later or raise max_retries",
-                cause=exc,
-            )
         if code in _DENIED:
             return ConfigurationError(
                 f"DynamoDB refused the credentials for table {self.target!r} ({code}: "
@@ -248,7 +343,7 @@ class DynamoDBBackend:
 
     def _conditional(self, request: Callable[[], Any], digest: str) -> None:
         try:
-            self._call(request, digest)
+            self._call(request, digest, write=True)
         except BlobCacheError as exc:
             cause = exc.cause
             if isinstance(cause, ClientError) and (

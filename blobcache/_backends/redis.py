@@ -295,10 +295,11 @@ class RedisBackend:
     def _request(self, args: Sequence[Any], *, retry: bool) -> Any:
         """Send one command on a pooled connection and read its reply.
 
-        Connecting is retried by redis-py's policy, since nothing was sent yet.
-        After sending, a broken connection or a timeout is retried only for a
-        read (``retry``); a write raises `StoreUnavailable` at once, since it
-        may have taken effect.
+        Retried, up to ``max_retries`` times with jittered back-off: connecting (by
+        redis-py's policy: nothing was sent yet), a reply saying the server ran nothing
+        (BUSY, LOADING, MASTERDOWN), and, for a read only (``retry``), a broken
+        connection or a timeout. A write that met one of those raises `StoreUnavailable`
+        with ``outcome_unknown`` at once: it may have taken effect, and is never resent.
         """
         self._check_server()
         attempt = 0
@@ -308,24 +309,32 @@ class RedisBackend:
                 connection = pool.get_connection()
             except redis.exceptions.RedisError as exc:
                 raise self._error(exc) from exc
+            failure: redis.exceptions.RedisError
             try:
                 connection.send_command(*args)
                 return connection.read_response()
+            except redis.exceptions.BusyLoadingError as exc:
+                failure = exc  # a reply (LOADING), not a broken connection: nothing ran
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 connection.disconnect()
                 if not retry or attempt >= self.options.max_retries:
                     raise self._error(exc, write_sent=not retry) from exc
+                failure = exc
             except redis.exceptions.RedisError as exc:
                 if str(exc).startswith("WRONGTYPE") and args[0] in ("HSCAN", "HMGET"):
                     # Only the scans address the hash without a script that checks it.
                     raise self._wrong_type("?", "hash", str(args[1]), exc) from exc
-                raise self._error(exc) from exc
+                if not _ran_nothing(exc):
+                    raise self._error(exc) from exc
+                failure = exc
             except BaseException:
                 # Interrupted mid-reply: the connection may hold half an answer.
                 connection.disconnect()
                 raise
             finally:
                 pool.release(connection)
+            if attempt >= self.options.max_retries:
+                raise self._error(failure) from failure
             attempt += 1
             time.sleep(self._backoff(attempt))
 
@@ -421,6 +430,7 @@ class RedisBackend:
                     "before writing again, and check the server and network, or raise "
                     "read_timeout",
                     cause=exc,
+                    outcome_unknown=True,
                 )
             return StoreUnavailable(
                 f"Redis at {where} is unreachable after {self.options.max_retries} retries: "
@@ -624,6 +634,13 @@ class RedisBackend:
         pool = self._pool
         if pool is not None:
             pool.disconnect()
+
+
+def _ran_nothing(exc: redis.exceptions.RedisError) -> bool:
+    """Whether a reply says the server ran nothing and may do so after a pause."""
+    return isinstance(exc, redis.exceptions.MasterDownError) or str(exc).startswith(
+        ("BUSY", "MASTERDOWN")
+    )
 
 
 def _glob_escape(text: str) -> str:

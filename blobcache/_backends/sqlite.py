@@ -121,8 +121,9 @@ class SQLiteBackend:
                     cause=exc,
                 ) from exc
             try:
-                # Refuse a newer file before the WAL switch, which rewrites its header.
-                self._refuse_newer(connection.execute("PRAGMA user_version").fetchone()[0])
+                # Refuse a newer or a foreign file before the WAL switch, which rewrites
+                # its header, and before the schema is created in it.
+                self._refuse_foreign(connection)
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(f"PRAGMA synchronous = {self.options.synchronous}")
                 self._ensure_schema(connection)
@@ -143,6 +144,28 @@ class SQLiteBackend:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         connection.execute(statement)
                     version, self._created_schema = SCHEMA_VERSION, True
+        self._refuse_newer(version)
+
+    def _refuse_foreign(self, connection: sqlite3.Connection) -> None:
+        """Refuse, untouched, a file with a newer schema or one another application owns.
+
+        Only reads: a fresh file has no tables and version 0; a blobcache file has
+        a version and both of blobcache's tables.
+        """
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+            )
+        }
+        ours = version > 0 and {"blobcache_item", "blobcache_path"} <= tables
+        if tables and not ours:
+            raise ConfigurationError(
+                f"SQLite database {self.target!r} is not a blobcache database (it has "
+                f"{len(tables)} table(s) of another application, schema version {version}); "
+                "it was left untouched: point blobcache at a file of its own"
+            )
         self._refuse_newer(version)
 
     def _refuse_newer(self, version: int) -> None:
