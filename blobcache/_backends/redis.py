@@ -433,7 +433,7 @@ class RedisBackend:
                     outcome_unknown=True,
                 )
             return StoreUnavailable(
-                f"Redis at {where} is unreachable after {self.options.max_retries} retries: "
+                f"Redis at {where} is unavailable after {self.options.max_retries} retries: "
                 f"{exc}; check that it runs and the network, or raise "
                 "connect_timeout/read_timeout/max_retries",
                 cause=exc,
@@ -546,10 +546,11 @@ class RedisBackend:
                 return [entry for entry in results if entry is not None]
         locked = sorted({pairs[i][0] for i in waiting})
         raise StoreUnavailable(
-            f"zot held the Redis lock of {', '.join(locked)} on {self.target} through "
-            f"{self.options.max_attempts} attempts; nothing was written for "
-            f"{'it' if len(locked) == 1 else 'them'}. Retry, or raise max_attempts "
-            f"(a stale lock expires by itself: '{self.lock_key(locked[0])}')"
+            f"gave up writing {', '.join(locked)} on {self.target} after "
+            f"{self.options.max_attempts} attempts: zot held the Redis lock all along, and "
+            "nothing was written for "
+            f"{'it' if len(locked) == 1 else 'them'}. Retry, or raise max_attempts (a stale "
+            f"lock expires by itself: '{self.lock_key(locked[0])}')"
         )
 
     def get(self, digest: str) -> Item | None:

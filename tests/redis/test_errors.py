@@ -133,7 +133,7 @@ class TestErrorMapping:
             backoff=0.001,
             max_backoff=0.002,
         )
-        with pytest.raises(StoreUnavailable, match="unreachable") as caught:
+        with pytest.raises(StoreUnavailable, match="unavailable after 1 retries") as caught:
             cache.put(D, "/p")
         assert isinstance(caught.value.cause, redis.exceptions.ConnectionError)
         assert_no_secret(everything_about(caught.value))

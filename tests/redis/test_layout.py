@@ -246,9 +246,11 @@ class TestZotLock:
         )
         try:
             before = read_raw(rcache)
-            with pytest.raises(StoreUnavailable, match="held the Redis lock") as caught:
+            with pytest.raises(StoreUnavailable, match="zot held the Redis lock") as caught:
                 impatient.put(D, "/during")
             assert lock_key in str(caught.value)
+            assert "after 3 attempts" in str(caught.value)
+            assert caught.value.outcome_unknown is False
             with pytest.raises(StoreUnavailable):
                 impatient.delete(D, "/before")
             assert read_raw(rcache) == before
