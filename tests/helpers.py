@@ -141,21 +141,34 @@ def raw_redis(cache: BlobCache) -> redis.Redis:
     )
 
 
+# One snapshot of the whole layout: a read in two steps could see an item half-way
+# through another client's change (the hash field read before a delete, the set after).
+_SNAPSHOT = """
+local sets = {}
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+  sets[#sets + 1] = key
+  sets[#sets + 1] = redis.call('SMEMBERS', key)
+end
+return {redis.call('HGETALL', KEYS[1]), sets}
+"""
+
+
 def read_raw_redis(cache: BlobCache) -> RawItems:
-    """Every item in zot's Redis layout, read with plain commands: digest -> (original, paths)."""
+    """Every item in zot's Redis layout, read atomically with plain commands (one Lua
+    snapshot, not blobcache's scripts): digest -> (original, paths)."""
     backend = backend_of(cache)
+    prefix = f"{backend.prefix}:blobs:duplicates:"
     client = raw_redis(cache)
-    items: RawItems = {}
     try:
-        for digest, original in client.hscan_iter(backend.originals_key):
-            items[str(digest)] = (str(original), frozenset())
-        prefix = f"{backend.prefix}:blobs:duplicates:"
-        for key in client.scan_iter(match=prefix + "*"):
-            digest = str(key)[len(prefix) :]
-            paths = frozenset(map(str, client.smembers(key)))
-            items[digest] = (items.get(digest, (None, frozenset()))[0], paths)
+        originals, sets = client.eval(_SNAPSHOT, 1, backend.originals_key, prefix + "*")
     finally:
         client.close()
+    items: RawItems = {
+        str(originals[n]): (str(originals[n + 1]), frozenset()) for n in range(0, len(originals), 2)
+    }
+    for n in range(0, len(sets), 2):
+        digest = str(sets[n])[len(prefix) :]
+        items[digest] = (items.get(digest, (None, frozenset()))[0], frozenset(sets[n + 1]))
     return items
 
 
