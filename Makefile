@@ -61,7 +61,7 @@ docs: $(BIN)/.installed redis-server
 # Not part of `make test`: mixed traffic with injected faults, then invariant and
 # linearizability checks (tests/soak.py). SOAK_SECONDS=60 make soak for a short run.
 SOAK_SECONDS ?= 600
-soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS)
 
 bench: $(BIN)/.installed redis-server
