@@ -70,7 +70,8 @@ class TestLayout:
 class TestRoundTrips:
     def test_every_call_is_one_request(self, rcache: BlobCache) -> None:
         """Once the scripts are loaded, each call sends one EVALSHA, whatever the delete does."""
-        rcache.put(E, "/warm")
+        rcache.put(E, "/warm")  # every script loaded (another test may flush them)
+        assert rcache.has(E, "/warm")
         rcache.delete(E, "/warm")
         sent = record_requests(rcache)
         calls: list[tuple[str, tuple[str, ...]]] = [
