@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,21 @@ def _fake_aws_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _blobcache_logger_restored() -> Iterator[None]:
+    """Put the ``blobcache`` logger back after each test.
+
+    The command line adds a handler on the stream it ran with and lowers the level
+    with -v; left behind, every later call would log into a dead CliRunner buffer that
+    only grows (and inflates the bulk tests' memory peaks).
+    """
+    logger = logging.getLogger("blobcache")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 # The servers are the ones blobcache.testing's plugin starts for applications: one

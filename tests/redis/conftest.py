@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -31,17 +30,3 @@ def client(rcache: BlobCache) -> Iterator[redis.Redis]:
 def zot(rcache: BlobCache, client: redis.Redis) -> Zot:
     """zot's driver on the same keys as ``rcache``."""
     return Zot(client, backend_of(rcache).prefix)
-
-
-@pytest.fixture
-def cli_logging() -> Iterator[None]:
-    """Put the ``blobcache`` logger back as it was after a CLI run configured it.
-
-    The command line adds a handler on the stream it ran with and lowers the level
-    with -v; left behind, later tests would log into a dead CliRunner buffer.
-    """
-    logger = logging.getLogger("blobcache")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)

@@ -107,7 +107,6 @@ class TestSecrets:
                 BlobCache.from_url(bad)
             assert_no_secret(everything_about(caught.value))
 
-    @pytest.mark.usefixtures("cli_logging")
     def test_cli_json_and_verbose_errors_hide_the_password(self, guarded: RedisServer) -> None:
         """blobcache --json output and -v tracebacks never print the password."""
         good, bad = url(guarded, query="?prefix=cli"), url(guarded, password="nope-s3cr3t")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 import redis
 from click.testing import CliRunner
 
@@ -32,7 +31,6 @@ class TestStats:
             (E, None),
         ]
 
-    @pytest.mark.usefixtures("cli_logging")
     def test_cli_stats_shows_no_limit(self, rcache: BlobCache) -> None:
         """The text report names no DynamoDB limit; --json says null."""
         rcache.put(D, "/a")
@@ -89,7 +87,6 @@ class TestMoving:
         }
         assert read_raw(rcache)[digest_of(3)] == ("/o/3", frozenset({"/o/3", "/a/3"}))
 
-    @pytest.mark.usefixtures("cli_logging")
     def test_cli_export_and_import_on_redis_urls(
         self, rcache: BlobCache, make_cache: CacheFactory
     ) -> None:
