@@ -2,16 +2,31 @@
 #   make demo   the main job on the embedded SQLite default, no server, no configuration
 #   make test   everything CI runs: the test suite on SQLite, dynalite, moto's server and
 #               redis-server, then ruff, the import layers, mypy --strict and the docs build
+# Every gate command lives in tox.ini; these targets only bootstrap tox and call it.
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# tox (and uv, which makes its environments) look for python3.X on PATH; pyenv's versions
+# sit behind shims that refuse to run unless selected, so their own directories go first.
+PYENV_ROOT ?= $(HOME)/.pyenv
+empty :=
+space := $(empty) $(empty)
+PYTHON_DIRS := $(subst $(space),:,$(wildcard $(PYENV_ROOT)/versions/3.1[1-3].*/bin))
+TOX := $(if $(PYTHON_DIRS),PATH="$(PYTHON_DIRS):$$PATH") $(BIN)/tox
 
 .PHONY: demo test lint typing docs bench soak clean redis-server
 
+# The development environment: the package with every extra, for running tools by hand.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Only tox (with uv to install its environments): all that the gate needs up front.
+$(BIN)/.installed-tox:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'tox>=4.21' 'tox-uv>=1.11'
 	touch $@
 
 .tools/node_modules/dynalite/cli.js:
@@ -42,21 +57,19 @@ demo: $(BIN)/.installed-cli
 	$(BIN)/blobcache --url $(DEMO_URL) stats
 	$(BIN)/blobcache --url $(DEMO_URL) verify
 
-test: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
-	$(BIN)/pytest
-	$(MAKE) lint typing docs
+# The suite on every Python 3.11-3.13 found and on the lowest allowed dependencies, then
+# ruff, the import layers, mypy --strict and the docs.
+test: $(BIN)/.installed-tox .tools/node_modules/dynalite/cli.js redis-server
+	$(TOX) run
 
-lint: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
+lint: $(BIN)/.installed-tox
+	$(TOX) run -e lint
 
-typing: $(BIN)/.installed
-	$(BIN)/mypy
+typing: $(BIN)/.installed-tox
+	$(TOX) run -e typing
 
-docs: $(BIN)/.installed redis-server
-	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
-	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs docs/_build/doctest
+docs: $(BIN)/.installed-tox redis-server
+	$(TOX) run -e docs
 
 # Not part of `make test`: mixed traffic with injected faults, then invariant and
 # linearizability checks (tests/soak.py). SOAK_SECONDS=60 make soak for a short run.
@@ -69,4 +82,4 @@ bench: $(BIN)/.installed redis-server
 	$(BIN)/python benchmarks/redis_overhead.py
 
 clean:
-	rm -rf $(VENV) .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .tox .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

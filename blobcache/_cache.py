@@ -79,7 +79,8 @@ class BlobCache:
 
     @property
     def name(self) -> str:
-        """The backend: ``"dynamodb"``, ``"sqlite"`` or ``"redis"``."""
+        """The backend's name: ``"dynamodb"``, ``"sqlite"`` or ``"redis"`` (which
+        ``redis://``, ``rediss://`` and ``unix://`` URLs open)."""
         return self._backend.name
 
     @property

@@ -39,6 +39,8 @@ class BlobCacheError(Exception):
 
     ``cause`` is the backend exception behind this one, if any (also set as
     ``__cause__``), so handlers can inspect it without walking the chain.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
@@ -56,7 +58,10 @@ class BlobCacheError(Exception):
 
 
 class CacheMiss(BlobCacheError, LookupError):
-    """The digest has no entry in the cache."""
+    """The digest has no entry in the cache.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, digest: str) -> None:
         super().__init__(f"no cache entry for digest {digest!r}; record one with put(digest, path)")
@@ -67,6 +72,8 @@ class InvalidDigest(BlobCacheError, ValueError):
     """A digest does not follow the OCI digest grammar.
 
     ``position`` is the 0-based index of the bad entry in a bulk call's input, else ``None``.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, digest: object, reason: str, *, position: int | None = None) -> None:
@@ -83,6 +90,8 @@ class InvalidPath(BlobCacheError, ValueError):
     """A storage path is empty, not text, too long, or escapes the root.
 
     ``position`` is the 0-based index of the bad entry in a bulk call's input, else ``None``.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, path: object, reason: str, *, position: int | None = None) -> None:
@@ -97,7 +106,10 @@ def _at(position: int | None) -> str:
 
 
 class ItemTooLarge(BlobCacheError):
-    """A put would take an item past DynamoDB's 400 KB item limit; nothing was written."""
+    """A put would take an item past DynamoDB's 400 KB item limit; nothing was written.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, digest: str, paths: int, *, cause: BaseException | None = None) -> None:
         super().__init__(
@@ -111,7 +123,10 @@ class ItemTooLarge(BlobCacheError):
 
 
 class TableNotFound(BlobCacheError):
-    """The table (or SQLite schema) does not exist yet."""
+    """The table (or SQLite schema) does not exist yet.
+
+    .. versionadded:: 0.1
+    """
 
     def __init__(self, table: str, *, cause: BaseException | None = None) -> None:
         super().__init__(
@@ -129,6 +144,8 @@ class StoreUnavailable(BlobCacheError):
     lost (a timeout, a reset, a 5xx, a damaged response): it may or may not have taken
     effect, at most once. ``False`` means the call changed nothing.
 
+    .. versionadded:: 0.1
+
     .. versionadded:: 0.2 ``outcome_unknown``
     """
 
@@ -140,4 +157,23 @@ class StoreUnavailable(BlobCacheError):
 
 
 class ConfigurationError(BlobCacheError):
-    """A URL, option or setting is wrong; the message says which and how to fix it."""
+    """A URL, option or setting is wrong; the message says which and how to fix it.
+
+    .. versionadded:: 0.1
+    """
+
+
+# Tracebacks, reprs and the docs name each error as callers import and catch it:
+# blobcache.CacheMiss, not blobcache._errors.CacheMiss.
+for _error in (
+    BlobCacheError,
+    CacheMiss,
+    InvalidDigest,
+    InvalidPath,
+    ItemTooLarge,
+    TableNotFound,
+    StoreUnavailable,
+    ConfigurationError,
+):
+    _error.__module__ = "blobcache"
+del _error

@@ -15,7 +15,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Every retry, timeout and batching setting of a cache, in one place.
+    """Every retry, timeout and batching option of a cache, in one place.
 
     Each field can also be given as a URL query parameter
     (``dynamodb:///blobs?region=eu-west-1&read_timeout=2``) or as a keyword
@@ -28,9 +28,9 @@ class Options:
     connect_timeout: float = 5.0
     #: Seconds to wait for a DynamoDB or Redis response (at most 86400).
     read_timeout: float = 10.0
-    #: Retries per request after the first try (at most 100): a read after any transient
-    #: failure; a write only after one that provably had no effect (no connection could be
-    #: made, throttling), since a resent write could take effect twice.
+    #: Retries per request after the first try (at most 100), of a read after any transient
+    #: failure, of a write only after one that provably had no effect (no connection could
+    #: be made, throttling), since a resent write could take effect twice.
     max_retries: int = 3
     #: Attempts of a conditional write that loses a race (or meets zot's Redis lock).
     max_attempts: int = 16
@@ -139,7 +139,9 @@ class Options:
                 f"unknown option(s) {shorten(', '.join(unknown))}; "
                 f"valid options are {', '.join(fields)}"
             )
-        return cls(**{name: _coerce(name, fields[name].type, raw) for name, raw in values.items()})
+        return cls(
+            **{name: _coerce(name, fields[name].type, given) for name, given in values.items()}
+        )
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with some fields changed (validated like the constructor)."""
@@ -157,25 +159,27 @@ def _require(name: str, ok: bool, expected: str) -> None:
         raise ConfigurationError(f"option {name} must be {expected}")
 
 
-def _coerce(name: str, annotation: object, raw: Any) -> Any:
-    """Turn ``raw`` (often a string from a URL) into the field's type, or explain why not."""
+def _coerce(name: str, annotation: object, given: Any) -> Any:
+    """Turn ``given`` (often a string from a URL) into the field's type, or explain why not."""
     kind = str(annotation)
-    if raw is None or not isinstance(raw, str):
-        value = raw
-    elif kind.endswith("| None") and raw.lower() in ("", "none"):
+    if given is None or not isinstance(given, str):
+        value = given
+    elif kind.endswith("| None") and given.lower() in ("", "none"):
         value = None
     elif kind.startswith("bool"):
-        lowered = raw.lower()
+        lowered = given.lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigurationError(f"option {name} must be true or false, not {shown(raw)}")
+            raise ConfigurationError(f"option {name} must be true or false, not {shown(given)}")
         value = lowered in ("1", "true", "yes", "on")
     elif kind.startswith(("int", "float")):
         try:
-            value = int(raw) if kind.startswith("int") else float(raw)
+            value = int(given) if kind.startswith("int") else float(given)
         except ValueError:
-            raise ConfigurationError(f"option {name} must be a number, not {shown(raw)}") from None
+            raise ConfigurationError(
+                f"option {name} must be a number, not {shown(given)}"
+            ) from None
     else:
-        value = raw.upper()
+        value = given.upper()
     expected = _TYPES.get(kind.split(" ")[0])
     mismatched = (
         expected is not None

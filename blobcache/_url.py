@@ -97,7 +97,12 @@ class Location:
 
 
 def default_url() -> str:
-    """``$BLOBCACHE_URL``, else a SQLite file in the per-user data directory."""
+    """``$BLOBCACHE_URL``, else a SQLite file in the per-user data directory.
+
+    What `BlobCache.from_url` opens when it is given no URL.
+
+    .. versionadded:: 0.1
+    """
     return _default_url(create=False)
 
 

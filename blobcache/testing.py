@@ -30,6 +30,23 @@ from blobcache._fault_proxy import RESP_FAULTS as RESP_FAULTS
 from blobcache._fault_proxy import FaultProxy as FaultProxy
 from blobcache._fault_proxy import fault_proxy as fault_proxy
 
+# The launchers, the fault proxy and their constants; the fixtures (blobcache_*) reach
+# tests through pytest's plugin entry point, not by import.
+__all__ = [
+    "DYNALITE_VERSION",
+    "FAKE_CREDENTIALS",
+    "FAULTS",
+    "LOCAL_REGION",
+    "RESP_FAULTS",
+    "FaultProxy",
+    "dynalite",
+    "dynalite_script",
+    "fault_proxy",
+    "free_port",
+    "moto_server",
+    "tools_dir",
+]
+
 #: Fake credentials for local servers: they accept any, but botocore insists on some.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -1,16 +1,24 @@
-"""Helpers shared by the tests: digests, raw reads of a store, and the one door to a backend.
+"""Helpers shared by the tests: digests, raw reads of a store, the one door to a backend,
+watching DynamoDB requests, and one harness for threads that start together.
 
 Imported explicitly (``from tests.helpers import ...``); fixtures live in conftest.py.
+Raw reads and writes spell zot's attribute names out rather than take them from
+`BlobRecord`: they are the independent witness of the layout the model declares.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.session
 import redis
@@ -25,6 +33,12 @@ REGION = "us-east-1"
 
 RawItems = dict[str, tuple[str | None, frozenset[str]]]
 CacheFactory = Callable[..., BlobCache]
+Handler = Callable[..., Any]
+T = TypeVar("T")
+R = TypeVar("R")
+#: How long a test waits for work that takes seconds at most on an idle machine: long
+#: enough never to be the reason a test fails on a busy one, short enough to end a hang.
+DEADLINE = 120.0
 
 
 def digest_of(n: int) -> str:
@@ -35,6 +49,17 @@ def digest_of(n: int) -> str:
 def backend_of(cache: BlobCache) -> Any:
     """The backend behind ``cache``: the one place tests reach past the public API."""
     return cache._backend
+
+
+def sqlite_connection(cache: BlobCache) -> sqlite3.Connection:
+    """The calling thread's connection of a SQLite cache (opened if it has none yet)."""
+    connection: sqlite3.Connection = backend_of(cache)._connection()
+    return connection
+
+
+def dynamodb_client(cache: BlobCache) -> Any:
+    """The botocore client a DynamoDB cache sends its requests with."""
+    return backend_of(cache).client
 
 
 def blob(
@@ -67,38 +92,138 @@ def url_of(cache: BlobCache) -> str:
 
 
 def raw_client(cache: BlobCache) -> Any:
-    """An independent botocore client on the cache's server: blobcache's code is not in the path."""
-    backend = backend_of(cache)
-    endpoint = backend.endpoint_url
-    return _raw_session().create_client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    """An independent botocore client on the cache's server: blobcache's code is not in the path.
+
+    One per server for the session: creating a client costs about 0.1 s.
+    """
+    return _raw_client(backend_of(cache).endpoint_url)
 
 
 @functools.cache
-def _raw_session() -> botocore.session.Session:
-    return botocore.session.get_session()
+def _raw_client(endpoint: str) -> Any:
+    return botocore.session.get_session().create_client(
+        "dynamodb", region_name=REGION, endpoint_url=endpoint
+    )
+
+
+def create_raw_table(client: Any, table: str, keys: list[tuple[str, str, str]]) -> None:
+    """Create a table with any key schema ``[(name, HASH|RANGE, type)]``, bypassing blobcache,
+    and wait until it is ACTIVE (a server may answer for a new table only after that)."""
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": name, "KeyType": role} for name, role, _ in keys],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": kind} for name, _, kind in keys
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    delay = 0.05
+    client.get_waiter("table_exists").wait(
+        TableName=table, WaiterConfig={"Delay": delay, "MaxAttempts": int(DEADLINE / delay)}
+    )
+
+
+# -- watching DynamoDB requests --------------------------------------------------------------
+
+
+def operation_of(request: Any) -> str:
+    """The DynamoDB operation of a prepared request (``UpdateItem``...)."""
+    target = request.headers["X-Amz-Target"]
+    target = target.decode() if isinstance(target, bytes) else target
+    return str(target).rsplit(".", 1)[-1]
+
+
+def body_of(request: Any) -> dict[str, Any]:
+    """The JSON parameters of a prepared request, as sent on the wire."""
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    parsed: dict[str, Any] = json.loads(body or "{}")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One HTTP request as it left the client: operation name and JSON body."""
+
+    operation: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Recorder:
+    """Records every request a botocore client sends, retries included (a ``before-send``
+    handler); ``operations`` is a live list of their names."""
+
+    sent: list[Sent] = field(default_factory=list)
+    operations: list[str] = field(default_factory=list)
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        self.sent.append(Sent(operation_of(request), body_of(request)))
+        self.operations.append(self.sent[-1].operation)
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.operations.clear()
+
+
+@contextmanager
+def hooked(cache: BlobCache, handler: Handler, event: str = "before-send") -> Iterator[None]:
+    """Run ``handler`` on ``event`` (``before-send``, ``after-call``...) for every request
+    the cache's client sends, for the duration of the block."""
+    events = dynamodb_client(cache).meta.events
+    events.register(f"{event}.dynamodb", handler)
+    try:
+        yield
+    finally:
+        events.unregister(f"{event}.dynamodb", handler)
+
+
+@contextmanager
+def recording(cache: BlobCache) -> Iterator[Recorder]:
+    """Record the requests the cache sends inside the block."""
+    recorder = Recorder()
+    with hooked(cache, recorder):
+        yield recorder
 
 
 def record_requests(cache: BlobCache) -> list[str]:
-    """A live list of the requests the cache sends: DynamoDB operations over HTTP (retries
-    included), Redis commands."""
-    sent: list[str] = []
+    """A live list of the requests the cache sends from now on: DynamoDB operations (none
+    on SQLite), Redis commands."""
+    recorder = Recorder()
     if cache.name == "dynamodb":
-        backend = backend_of(cache)
-
-        def count(**kwargs: Any) -> None:
-            sent.append(kwargs["event_name"].rsplit(".", 1)[-1])
-
-        backend.client.meta.events.register("before-send.dynamodb", count)
+        dynamodb_client(cache).meta.events.register("before-send.dynamodb", recorder)
     elif cache.name == "redis":
         backend = backend_of(cache)
         request = backend._request
 
         def send(args: Any, **kwargs: Any) -> Any:
-            sent.append(str(args[0]))
+            recorder.operations.append(str(args[0]))
             return request(args, **kwargs)
 
         backend._request = send
-    return sent
+    return recorder.operations
+
+
+# -- threads that start together -------------------------------------------------------------
+
+
+def run_together(
+    work: Callable[[T], R], inputs: Sequence[T], *, timeout: float = DEADLINE
+) -> list[R]:
+    """Run ``work`` on each input in a thread of its own, all released at once by a barrier.
+
+    Returns the results in the order of ``inputs`` and re-raises the first error a
+    thread raised. Every wait is bounded by ``timeout`` so a stuck thread fails the
+    test instead of hanging it.
+    """
+    barrier = threading.Barrier(len(inputs))
+
+    def start(item: T) -> R:
+        barrier.wait(timeout)
+        return work(item)
+
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        futures = [pool.submit(start, item) for item in inputs]
+        return [future.result(timeout) for future in futures]
 
 
 def read_raw(cache: BlobCache) -> RawItems:

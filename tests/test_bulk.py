@@ -26,6 +26,7 @@ from tests.helpers import (
     assert_invariants,
     backend_of,
     digest_of,
+    dynamodb_client,
     read_raw,
     record_requests,
 )
@@ -287,7 +288,7 @@ class TestFailureMidway:
             if len(seen) == 9:
                 raise EndpointConnectionError(endpoint_url="http://injected")
 
-        backend_of(bulk).client.meta.events.register("before-send.dynamodb.UpdateItem", drop)
+        dynamodb_client(bulk).meta.events.register("before-send.dynamodb.UpdateItem", drop)
         with pytest.raises(StoreUnavailable):
             bulk.put_many(pairs)
         assert_invariants(read_raw(bulk))
@@ -329,7 +330,7 @@ class TestDynamoDBRequests:
         cache.put_many(pairs_of(30))
         sent = record_requests(cache)
         cache.get_many([])  # nothing sent for nothing asked
-        backend_of(cache).client.meta.events.register(
+        dynamodb_client(cache).meta.events.register(
             "after-call.dynamodb.BatchGetItem", _leave_half_unprocessed(backend_of(cache).target)
         )
         assert cache.get_many(digest_of(n) for n in range(30)) == dict(pairs_of(30))
@@ -343,7 +344,7 @@ class TestDynamoDBRequests:
         cache = make_cache(backend_kind, backoff=0, max_attempts=3)
         cache.put_many(pairs_of(5))
         sent = record_requests(cache)
-        backend_of(cache).client.meta.events.register(
+        dynamodb_client(cache).meta.events.register(
             "after-call.dynamodb.BatchGetItem",
             _leave_half_unprocessed(backend_of(cache).target, everything=True),
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from tests.helpers import (
     assert_invariants,
     digest_of,
     read_raw,
+    run_together,
     url_of,
 )
 
@@ -127,17 +127,12 @@ class TestRaces:
         cache, _ = shared
         for round_ in range(5):
             digest = digest_of(100 + round_)
-            barrier = threading.Barrier(8)
 
-            def first_put(
-                n: int, digest: str = digest, barrier: threading.Barrier = barrier
-            ) -> str:
-                barrier.wait()
+            def first_put(n: int, digest: str = digest) -> str:
                 cache.put(digest, f"/racer{n}")
                 return cache.get(digest)
 
-            with ThreadPoolExecutor(8) as threads:
-                seen = set(threads.map(first_put, range(8)))
+            seen = set(run_together(first_put, range(8)))
             assert len(seen) == 1
             (original,) = seen
             assert original in {f"/racer{n}" for n in range(8)}

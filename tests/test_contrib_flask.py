@@ -13,7 +13,7 @@ from flask import Flask
 
 from blobcache import BlobCache, ConfigurationError
 from blobcache.contrib.flask import FlaskBlobCache, get_cache
-from tests.helpers import backend_of, digest_of
+from tests.helpers import digest_of, dynamodb_client
 
 
 def make_app(**config: Any) -> Flask:
@@ -253,7 +253,7 @@ class TestCommandGroup:
         )
         assert result.exit_code == 0, result.output
         with app.app_context():
-            client = backend_of(extension.cache).client
+            client = dynamodb_client(extension.cache)
         throughput = client.describe_table(TableName=table)["Table"]["ProvisionedThroughput"]
         assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (3, 4)
 

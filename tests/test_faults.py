@@ -20,7 +20,9 @@ from tests.helpers import (
     assert_invariants,
     backend_of,
     digest_of,
+    hooked,
     read_raw,
+    sqlite_connection,
 )
 
 D = digest_of(7)
@@ -58,16 +60,14 @@ class TestDynamoDBFaults:
             if len(sent) == fail_at + 1:
                 raise EndpointConnectionError(endpoint_url="http://injected")
 
-        events = backend_of(cache).client.meta.events
-        events.register("before-send.dynamodb", drop)
-        try:
-            cache.delete(D, SCENARIOS[scenario][1])
-        except StoreUnavailable as exc:
-            assert isinstance(exc.cause, EndpointConnectionError)  # noqa: PT017
-            assert read_raw(cache) == before
-        else:
-            assert len(sent) <= fail_at  # the call needed fewer requests than that
-        events.unregister("before-send.dynamodb", drop)
+        with hooked(cache, drop):
+            try:
+                cache.delete(D, SCENARIOS[scenario][1])
+            except StoreUnavailable as exc:
+                assert isinstance(exc.cause, EndpointConnectionError)  # noqa: PT017
+                assert read_raw(cache) == before
+            else:
+                assert len(sent) <= fail_at  # the call needed fewer requests than that
         cache.delete(D, SCENARIOS[scenario][1])
         after = read_raw(cache)
         assert_invariants(after)
@@ -90,11 +90,8 @@ class TestDynamoDBFaults:
             ):
                 raise EndpointConnectionError(endpoint_url="http://injected")
 
-        events = backend_of(cache).client.meta.events
-        events.register("after-call.dynamodb", lose)
-        with pytest.raises(StoreUnavailable):
+        with hooked(cache, lose, "after-call"), pytest.raises(StoreUnavailable):
             cache.delete(D, deleted)
-        events.unregister("after-call.dynamodb", lose)
         after = read_raw(cache)
         assert_invariants(after)
         assert deleted not in after.get(D, (None, frozenset()))[1]
@@ -135,9 +132,8 @@ class TestSQLiteFaults:
         stored state is exactly as before."""
         cache = seeded(make_cache, "sqlite", scenario)
         before = read_raw(cache)
-        backend: Any = backend_of(cache)
-        failing = _FailingConnection(backend._connection(), fail_at)
-        monkeypatch.setattr(backend, "_connection", lambda: failing)
+        failing = _FailingConnection(sqlite_connection(cache), fail_at)
+        monkeypatch.setattr(backend_of(cache), "_connection", lambda: failing)
         try:
             cache.delete(D, SCENARIOS[scenario][1])
         except StoreUnavailable as exc:

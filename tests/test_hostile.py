@@ -31,6 +31,7 @@ from tests.helpers import (
     digest_of,
     read_raw,
     record_requests,
+    sqlite_connection,
     url_of,
 )
 
@@ -234,7 +235,7 @@ class TestAbsurdOptions:
         url = f"sqlite:///{tmp_path / 'c.db'}?busy_timeout=2147483"
         with BlobCache.from_url(url) as cache:
             cache.put(D, "/a")
-            connection = backend_of(cache)._connection()
+            connection = sqlite_connection(cache)
             # SQLite reports its busy timeout in milliseconds; an overflow would read < 0.
             assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 2_147_483_000
 
@@ -306,7 +307,7 @@ class TestSilentEndpoint:
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
             port = listener.getsockname()[1]
-            url = f"dynamodb:///t?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
+            url = f"dynamodb:///blobs?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
             cache = make_cache("dynalite", url=url, create=False, read_timeout=0.3, max_retries=2)
             sent = record_requests(cache)
             with pytest.raises(StoreUnavailable) as raised:

@@ -28,12 +28,15 @@ from blobcache import (
     StoreUnavailable,
 )
 from tests.helpers import (
+    DEADLINE,
     CacheFactory,
     RawItems,
     assert_invariants,
     backend_of,
     digest_of,
     read_raw,
+    run_together,
+    sqlite_connection,
 )
 
 #: One call as the model and the worker scripts see it: ("put" | "delete", digest, path).
@@ -41,7 +44,9 @@ Operation = tuple[str, str, str]
 
 # Runs in a fresh interpreter: applies the JSON operations in file argv[2] to the cache at
 # argv[1] and prints each index once the call has returned, so the parent knows exactly
-# which calls were acknowledged.
+# which calls were acknowledged. Each line is padded to 1 KiB: a parent that stops
+# reading holds the worker on a full pipe (Linux's holds at most 1 MiB) long before it
+# runs out of operations, however slowly the parent is scheduled.
 _WORKER = """
 import json, sys
 from blobcache import BlobCache
@@ -50,7 +55,7 @@ with open(sys.argv[2]) as ops:
     operations = json.load(ops)
 for index, (kind, digest, path) in enumerate(operations):
     getattr(cache, kind)(digest, path)
-    print(index, flush=True)
+    print(f"{index:<1023}", flush=True)
 """
 
 
@@ -123,8 +128,8 @@ class TestJournal:
         """``synchronous`` (per connection, not stored in the file) follows the option."""
         levels = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
         for name, level in levels.items():
-            backend: Any = make_cache("sqlite", synchronous=name)._backend
-            (value,) = backend._connection().execute("PRAGMA synchronous").fetchone()
+            connection = sqlite_connection(make_cache("sqlite", synchronous=name))
+            (value,) = connection.execute("PRAGMA synchronous").fetchone()
             assert value == level, name
 
 
@@ -162,31 +167,17 @@ class TestSharing:
         """Threads hammering one cache each get a connection, never an error, lose nothing."""
         cache = make_cache("sqlite")  # default options: the default busy_timeout
         threads, rounds = 8, 40
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
-        connections: list[object] = []
         per_thread = [operations(seed, rounds, digests=3) for seed in range(threads)]
-        backend: Any = backend_of(cache)
 
-        def work(ops: list[Operation]) -> None:
-            barrier.wait()
-            try:
-                for kind, digest, path in ops:
-                    getattr(cache, kind)(digest, path)
-                connections.append(backend._local.connection)
-            except BaseException as exc:
-                errors.append(exc)
+        def work(ops: list[Operation]) -> sqlite3.Connection:
+            for kind, digest, path in ops:
+                getattr(cache, kind)(digest, path)
+            return sqlite_connection(cache)
 
-        workers = [threading.Thread(target=work, args=(ops,)) for ops in per_thread]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-
-        assert errors == []
+        connections = run_together(work, per_thread)  # re-raises any thread's error
         # One connection per worker, none shared, none the creating thread's.
         assert len({id(c) for c in connections}) == threads
-        assert backend._local.connection not in connections
+        assert sqlite_connection(cache) not in connections
         # Each thread writes its own paths, so only the paths per digest are predictable.
         expected: dict[str, set[str]] = {}
         for ops in per_thread:
@@ -201,7 +192,7 @@ class TestSharing:
         url = sqlite_url(tmp_path / "shared.db")
         per_process = [operations(seed, 60, digests=3) for seed in range(4)]
         workers = [run_worker(url, ops, tmp_path) for ops in per_process]
-        outcomes = [worker.communicate(timeout=120) for worker in workers]
+        outcomes = [worker.communicate(timeout=DEADLINE) for worker in workers]
 
         for worker, (out, err) in zip(workers, outcomes, strict=True):
             assert worker.returncode == 0, err
@@ -344,7 +335,7 @@ class TestDurability:
         for _ in range(acknowledged):
             assert writer.stdout.readline(), writer.communicate()[1]
         writer.send_signal(signal.SIGKILL)
-        rest, _ = writer.communicate(timeout=30)
+        rest, _ = writer.communicate(timeout=DEADLINE)
         assert writer.returncode == -signal.SIGKILL
         done = acknowledged + len(rest.split())
         assert done < len(ops), "the writer finished before it was killed"
@@ -464,8 +455,7 @@ class TestFork:
         cache = make_cache("sqlite")
         cache.put(digest_of(1), "/parent/a")
         cache.put(digest_of(1), "/parent/b")
-        backend: Any = backend_of(cache)
-        parent_connection = backend._connection()
+        parent_connection = sqlite_connection(cache)
 
         context = multiprocessing.get_context("fork")
         results = context.Queue()
@@ -475,15 +465,15 @@ class TestFork:
         # The parent writes while its children do.
         for n in range(20):
             cache.put(digest_of(3), f"/parent/{n:02}")
-        outcomes = [results.get(timeout=60) for _ in children]
+        outcomes = [results.get(timeout=DEADLINE) for _ in children]
         for child in children:
-            child.join(timeout=60)
+            child.join(timeout=DEADLINE)
             assert child.exitcode == 0
 
         # Another child may already have deleted /parent/a.
         possible = (["/parent/a", "/parent/b"], ["/parent/b"])
         assert all(status == "ok" and seen in possible for status, seen in outcomes), outcomes
-        assert backend._connection() is parent_connection
+        assert sqlite_connection(cache) is parent_connection
         assert cache.get_all(digest_of(1)) == ["/parent/b"]
         assert cache.get_all(digest_of(2)) == [f"/child/{n:02}" for n in range(20)]
         cache.put(digest_of(4), "/parent/after")
@@ -493,4 +483,4 @@ class TestFork:
         stored = read_raw(cache)
         assert_invariants(stored)
         assert len(stored[digest_of(3)][1]) == 20
-        assert integrity(backend.target) == "ok"
+        assert integrity(backend_of(cache).target) == "ok"

@@ -35,14 +35,12 @@ from blobcache._errors import (
     TableNotFound,
     shorten,
 )
-from blobcache._model import BlobRecord
+from blobcache._model import DIGEST, LEGACY_PATHS, ORIGINAL, PATHS, key_schema
 from blobcache._options import Options
 from blobcache._url import Location, redact
 
-_NAMES = {"#orig": "OriginalBlobPath", "#paths": "DuplicateBlobPath"}
-_HASH_KEY = "Digest"
-#: The seed's legacy layout kept every path here, with no original.
-LEGACY_ATTRIBUTE = "BlobPath"
+#: The placeholders every expression uses for `BlobRecord`'s attributes.
+_NAMES = {"#orig": ORIGINAL, "#paths": PATHS}
 #: Refusals DynamoDB sends before it applies anything: resending is safe, even a write.
 _THROTTLED = {
     "ProvisionedThroughputExceededException",
@@ -111,31 +109,31 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
-def stored_item(raw: AttributeMap) -> StoredItem:
+def stored_item(attributes: AttributeMap) -> StoredItem:
     """A DynamoDB item's attributes as stored, in zot's layout (plus the legacy set)."""
     return StoredItem(
-        raw[_HASH_KEY]["S"],
-        raw.get("OriginalBlobPath", {}).get("S"),
-        frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
-        frozenset(raw.get(LEGACY_ATTRIBUTE, {}).get("SS", ())),
+        attributes[DIGEST]["S"],
+        attributes.get(ORIGINAL, {}).get("S"),
+        frozenset(attributes.get(PATHS, {}).get("SS", ())),
+        frozenset(attributes.get(LEGACY_PATHS, {}).get("SS", ())),
     )
 
 
-def decode(raw: AttributeMap | None) -> Item | None:
-    """Read a raw DynamoDB item tolerantly (see `Item.tolerant`)."""
-    if not raw:
+def decode(attributes: AttributeMap | None) -> Item | None:
+    """Read a DynamoDB item's attributes tolerantly (see `Item.tolerant`)."""
+    if not attributes:
         return None
-    item = stored_item(raw)
+    item = stored_item(attributes)
     return Item.tolerant(item.original, item.paths)
 
 
-def _state_condition(raw: AttributeMap) -> tuple[str, dict[str, Any]]:
-    """A condition that holds only while the item is exactly as ``raw`` shows it."""
+def _state_condition(attributes: AttributeMap) -> tuple[str, dict[str, Any]]:
+    """A condition that holds only while the item is exactly as ``attributes`` show it."""
     clauses, values = [], {}
-    for placeholder, attribute in (("#orig", "OriginalBlobPath"), ("#paths", "DuplicateBlobPath")):
-        if attribute in raw:
+    for placeholder, attribute in _NAMES.items():
+        if attribute in attributes:
             clauses.append(f"{placeholder} = :was{placeholder[1:]}")
-            values[f":was{placeholder[1:]}"] = raw[attribute]
+            values[f":was{placeholder[1:]}"] = attributes[attribute]
         else:
             clauses.append(f"attribute_not_exists({placeholder})")
     return " AND ".join(clauses), values
@@ -154,10 +152,9 @@ def open_location(location: Location) -> DynamoDBBackend:
 class DynamoDBBackend:
     """Keeps items in a DynamoDB table in zot's layout.
 
-    `BlobRecord` (bound to this table and endpoint) gives the schema and
-    the settings; requests go through a botocore client configured from
-    `Options`, because writes need conditions and return values that
-    ``Model.update`` does not offer.
+    `BlobRecord` gives every name and the key schema; requests go through a
+    botocore client configured from `Options`, because the conditional writes
+    need what PynamoDB does not offer (see `BlobRecord`).
     """
 
     name = "dynamodb"
@@ -170,14 +167,6 @@ class DynamoDBBackend:
         self.region = region
         self.endpoint_url = endpoint_url
         self.options = options
-        self.record = BlobRecord.bind(
-            table,
-            region=region,
-            host=endpoint_url,
-            connect_timeout_seconds=options.connect_timeout,
-            read_timeout_seconds=options.read_timeout,
-            max_retry_attempts=options.max_retries,
-        )
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -316,7 +305,7 @@ class DynamoDBBackend:
     def _schema_message(self) -> str:
         return (
             f"table {self.target!r} does not have blobcache's key schema (hash key "
-            f"{_HASH_KEY!r} of type S, no range key); point the URL at a blobcache or zot "
+            f"{DIGEST!r} of type S, no range key); point the URL at a blobcache or zot "
             "cache table"
         )
 
@@ -331,7 +320,7 @@ class DynamoDBBackend:
         """One UpdateItem; a failed condition raises `_ConditionFailed` with the old item."""
         request: dict[str, Any] = {
             "TableName": self.target,
-            "Key": {_HASH_KEY: {"S": digest}},
+            "Key": {DIGEST: {"S": digest}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -352,11 +341,11 @@ class DynamoDBBackend:
                 raise _ConditionFailed(cause.response.get("Item")) from None
             raise
 
-    def _get_raw(self, digest: str) -> AttributeMap | None:
+    def _get_attributes(self, digest: str) -> AttributeMap | None:
         response = self._call(
             lambda: self.client.get_item(
                 TableName=self.target,
-                Key={_HASH_KEY: {"S": digest}},
+                Key={DIGEST: {"S": digest}},
                 ConsistentRead=self.options.consistent_read,
             ),
             digest,
@@ -381,11 +370,9 @@ class DynamoDBBackend:
         return created
 
     def _create(self) -> bool:
-        schema = self.record._get_schema()
         request: dict[str, Any] = {
             "TableName": self.target,
-            "KeySchema": schema["key_schema"],
-            "AttributeDefinitions": schema["attribute_definitions"],
+            **key_schema(),
             "BillingMode": self.options.billing_mode,
         }
         if self.options.billing_mode == "PROVISIONED":
@@ -422,13 +409,17 @@ class DynamoDBBackend:
             delay = min(delay * 2, 2.0)
 
     def _check_schema(self, description: AttributeMap) -> None:
-        table = description["Table"]
+        table, expected = description["Table"], key_schema()
         keys = {key["AttributeName"]: key["KeyType"] for key in table.get("KeySchema", [])}
         types = {
             attribute["AttributeName"]: attribute["AttributeType"]
             for attribute in table.get("AttributeDefinitions", [])
         }
-        if keys != {_HASH_KEY: "HASH"} or types.get(_HASH_KEY) != "S":
+        wanted_keys = {key["AttributeName"]: key["KeyType"] for key in expected["KeySchema"]}
+        if keys != wanted_keys or any(
+            types.get(wanted["AttributeName"]) != wanted["AttributeType"]
+            for wanted in expected["AttributeDefinitions"]
+        ):
             raise ConfigurationError(self._schema_message())
 
     def put(self, digest: str, path: str) -> None:
@@ -458,7 +449,7 @@ class DynamoDBBackend:
 
     def get(self, digest: str) -> Item | None:
         """One GetItem, consistent unless the options say otherwise."""
-        return decode(self._get_raw(digest))
+        return decode(self._get_attributes(digest))
 
     def delete(self, digest: str, path: str) -> Removal:
         """Remove ``path`` without ever leaving an item with no path.
@@ -478,12 +469,12 @@ class DynamoDBBackend:
             )
             return Removal(removed=True)
         except _ConditionFailed as failed:
-            raw = failed.item
+            seen = failed.item
 
         def remove(item: Item | None) -> Item | None:
             return item.without(path) if item is not None and path in item.paths else item
 
-        before, after = self._rewrite(digest, raw, remove, f"deleting {path!r} of {digest!r}")
+        before, after = self._rewrite(digest, seen, remove, f"deleting {path!r} of {digest!r}")
         if before is None or after == before:
             return Removal(removed=False)
         return Removal.between(before, after)
@@ -491,42 +482,42 @@ class DynamoDBBackend:
     def _rewrite(
         self,
         digest: str,
-        raw: AttributeMap | None,
+        seen: AttributeMap | None,
         change: Callable[[Item | None], Item | None],
         what: str,
     ) -> tuple[Item | None, Item | None]:
         """Apply ``change`` to the item as read, writing only if nobody changed it since.
 
-        ``raw`` is the item as a failed condition returned it, or ``None`` if the
+        ``seen`` is the item as a failed condition returned it, or ``None`` if the
         server did not say (dynalite), in which case it is read. Returns the item
         before and after; retries with back-off while other writers win.
         """
         for attempt in range(self.options.max_attempts):
-            if raw is None:
-                raw = self._get_raw(digest) or {}
-            before = decode(raw)
+            if seen is None:
+                seen = self._get_attributes(digest) or {}
+            before = decode(seen)
             after = change(before)
             if after == before:
                 return before, after
             try:
-                self._replace(digest, raw, after)
+                self._replace(digest, seen, after)
                 return before, after
             except _ConditionFailed as failed:
-                raw = failed.item
+                seen = failed.item
                 self._back_off(attempt)
         raise StoreUnavailable(
             f"gave up {what} after {self.options.max_attempts} attempts: other writers "
             "kept changing the item; retry, or raise max_attempts"
         )
 
-    def _replace(self, digest: str, raw: AttributeMap, after: Item | None) -> None:
-        """Write ``after`` (or remove the item) only if it is still exactly ``raw``."""
-        condition, values = _state_condition(raw)
+    def _replace(self, digest: str, seen: AttributeMap, after: Item | None) -> None:
+        """Write ``after`` (or remove the item) only if it is still exactly as ``seen``."""
+        condition, values = _state_condition(seen)
         if after is None:
             self._conditional(
                 lambda: self.client.delete_item(
                     TableName=self.target,
-                    Key={_HASH_KEY: {"S": digest}},
+                    Key={DIGEST: {"S": digest}},
                     ConditionExpression=condition,
                     ExpressionAttributeNames=_NAMES,
                     ExpressionAttributeValues=values,
@@ -578,17 +569,17 @@ class DynamoDBBackend:
     def _batch_get(self, digests: list[str]) -> dict[str, Item]:
         found: dict[str, Item] = {}
         request: dict[str, Any] = {
-            "Keys": [{_HASH_KEY: {"S": digest}} for digest in digests],
+            "Keys": [{DIGEST: {"S": digest}} for digest in digests],
             "ConsistentRead": self.options.consistent_read,
         }
         stalled = 0
         while True:
             items = {self.target: request}
             response = self._call(lambda: self.client.batch_get_item(RequestItems=items))  # noqa: B023 -- called at once
-            for raw in response.get("Responses", {}).get(self.target, ()):
-                item = decode(raw)
+            for attributes in response.get("Responses", {}).get(self.target, ()):
+                item = decode(attributes)
                 if item is not None:
-                    found[raw[_HASH_KEY]["S"]] = item
+                    found[attributes[DIGEST]["S"]] = item
             left = response.get("UnprocessedKeys", {}).get(self.target, {}).get("Keys")
             if not left:
                 return found
@@ -642,10 +633,10 @@ class DynamoDBBackend:
 
     def scan(self) -> Iterator[tuple[str, Item]]:
         """Every item, one Scan page at a time; items with no path are skipped."""
-        for raw in self._scan_segment(None):
-            item = Item.tolerant(raw.original, raw.paths)
+        for stored in self._scan_segment(None):
+            item = Item.tolerant(stored.original, stored.paths)
             if item is not None:
-                yield raw.digest, item
+                yield stored.digest, item
 
     def scan_stored(self, segments: int = 1) -> Iterator[StoredItem]:
         """Every item as stored, key-only and legacy items included.
@@ -706,10 +697,10 @@ class DynamoDBBackend:
             request["Limit"] = self.options.page_size
         while True:
             page = self._call(lambda: self.client.scan(**request))
-            for raw in page.get("Items", ()):
-                if "S" not in raw.get(_HASH_KEY, {}):
+            for attributes in page.get("Items", ()):
+                if "S" not in attributes.get(DIGEST, {}):
                     raise ConfigurationError(self._schema_message())
-                yield stored_item(raw)
+                yield stored_item(attributes)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -732,7 +723,7 @@ class DynamoDBBackend:
                     ":was": {"SS": sorted(legacy)},
                 },
                 "#legacy = :was",
-                names={**_NAMES, "#legacy": LEGACY_ATTRIBUTE},
+                names={**_NAMES, "#legacy": LEGACY_PATHS},
             )
         except _ConditionFailed:
             return False

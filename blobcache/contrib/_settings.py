@@ -20,7 +20,7 @@ def open_cache(
     """Validate one cache's settings and open it (no I/O happens until first use).
 
     Args:
-        url, root, options: the raw setting values, as the application wrote them.
+        url, root, options: the setting values exactly as the application wrote them.
         names: how the application spells each setting (``{"url": "app.config[...]", ...}``),
             so every error points at the line to fix.
         overrides: options a command line gave, over the configured ones.

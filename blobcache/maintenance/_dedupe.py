@@ -61,7 +61,7 @@ class Skipped:
     digest: str
     path: str
     reason: SkipReason
-    #: For ``"error"``: the `OSError` met, with its errno.
+    #: For ``"error"``: the ``OSError`` met, with its errno.
     detail: str | None = None
 
 
@@ -72,10 +72,10 @@ class DedupeReport:
     .. versionadded:: 0.1
     """
 
-    #: False for a dry run: no file was touched.
+    #: Whether files were changed (``False`` for a dry run, which touches none).
     applied: bool
     links: tuple[Link, ...]
-    #: Bytes freed: copies whose last other name went with the link.
+    #: Bytes freed, by copies whose last other name went with the link.
     reclaimed_bytes: int
     #: Copies already hard-linked to their original.
     already_linked: int
@@ -94,7 +94,7 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
     which is then renamed over it, so the path always names a complete file.
     An original or copy swapped for another file while it is compared is
     skipped (``original_changed``, ``copy_changed``), and so is a copy the
-    file system refuses to link or replace (``error``, with the `OSError` in
+    file system refuses to link or replace (``error``, with the ``OSError`` in
     ``detail``); the run goes on.
 
     Args:

@@ -32,7 +32,7 @@ class DigestMismatch:
 
 @dataclass(frozen=True, slots=True)
 class IndexReport:
-    """What `index` found under a storage root and recorded.
+    """What `blobcache.maintenance.index` found under a storage root and recorded.
 
     .. versionadded:: 0.1
     """

@@ -41,13 +41,13 @@ def migrate(cache: BlobCache, *, segments: int | None = None) -> MigrateReport:
     """
     backend = backend_of(cache)
     items = migrated = raced = 0
-    for raw in stored_items(cache, segments):
+    for stored in stored_items(cache, segments):
         items += 1
-        if not raw.legacy_paths:
+        if not stored.legacy_paths:
             continue
-        if backend.migrate_legacy(raw.digest, raw.legacy_paths):
+        if backend.migrate_legacy(stored.digest, stored.legacy_paths):
             migrated += 1
-            log.info("item_migrated", digest=raw.digest, paths=len(raw.legacy_paths))
+            log.info("item_migrated", digest=stored.digest, paths=len(stored.legacy_paths))
         else:
             raced += 1
     return MigrateReport(items, migrated, raced)

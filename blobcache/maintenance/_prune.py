@@ -28,7 +28,7 @@ class PruneReport:
     .. versionadded:: 0.1
     """
 
-    #: False for a dry run: nothing was changed.
+    #: Whether the cache was changed (``False`` for a dry run, which changes nothing).
     applied: bool
     #: The stale paths removed (or that would be removed).
     stale: tuple[StalePath, ...]

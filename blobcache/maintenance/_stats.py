@@ -64,12 +64,14 @@ def stats(cache: BlobCache, *, top: int = 5, segments: int | None = None) -> Sta
     digests = paths = 0
     copies: Counter[int] = Counter()
     heap: list[tuple[int, str, int]] = []
-    for raw in stored_items(cache, segments):
-        every = raw.paths | raw.legacy_paths | ({raw.original} if raw.original else set())
+    for stored in stored_items(cache, segments):
+        every = (
+            stored.paths | stored.legacy_paths | ({stored.original} if stored.original else set())
+        )
         digests += 1
         paths += len(every)
         copies[len(every)] += 1
-        entry = (item_bytes(raw.digest, raw), raw.digest, len(every))
+        entry = (item_bytes(stored.digest, stored), stored.digest, len(every))
         if len(heap) < top:
             heapq.heappush(heap, entry)
         elif top and entry > heap[0]:

@@ -8,6 +8,8 @@ from blobcache._backends.base import Backend, StoredItem
 from blobcache._cache import BlobCache
 from blobcache._errors import ConfigurationError
 from blobcache._logging import get_logger
+from blobcache._model import DIGEST, LEGACY_PATHS, ORIGINAL, PATHS
+from blobcache._model import item_bytes as attributes_bytes
 from blobcache._validate import PathMapper
 
 #: DynamoDB's hard limit on the size of one item, in bytes.
@@ -35,12 +37,12 @@ def stored_items(cache: BlobCache, segments: int | None = None) -> Iterator[Stor
 
 
 def item_bytes(digest: str, item: StoredItem) -> int:
-    """The size DynamoDB charges for ``item``: attribute names plus UTF-8 values."""
-    size = len("Digest") + len(digest)
-    if item.original is not None:
-        size += len("OriginalBlobPath") + len(item.original.encode())
-    if item.paths:
-        size += len("DuplicateBlobPath") + sum(len(path.encode()) for path in item.paths)
-    if item.legacy_paths:
-        size += len("BlobPath") + sum(len(path.encode()) for path in item.legacy_paths)
-    return size
+    """The size DynamoDB counts for ``item`` in `BlobRecord`'s layout (legacy set included)."""
+    return attributes_bytes(
+        {
+            DIGEST: digest,
+            ORIGINAL: item.original,
+            PATHS: item.paths,
+            LEGACY_PATHS: item.legacy_paths,
+        }
+    )

@@ -56,7 +56,7 @@ class VerifyReport:
 
     items: int
     paths: int
-    #: Paths not checked on disk: relative without a root, outside the root,
+    #: Paths not checked on disk, being relative without a root, outside the root,
     #: behind a symlinked or unreadable directory, or stored in a form the
     #: cache cannot give back (absolute in relative-path mode).
     unchecked: int
@@ -102,12 +102,12 @@ def verify(
     findings: list[Finding] = []
     scope = scope_of(cache, root)
     mapper = mapper_of(cache)
-    for raw in stored_items(cache, segments):
+    for item in stored_items(cache, segments):
         items += 1
-        paths += len(raw.paths | raw.legacy_paths)
-        for finding in _invariant_findings(raw, mapper):
+        paths += len(item.paths | item.legacy_paths)
+        for finding in _invariant_findings(item, mapper):
             findings.append(finding)
-        checked = _disk_findings(raw, mapper, scope)
+        checked = _disk_findings(item, mapper, scope)
         for finding in checked.findings:
             findings.append(finding)
         unchecked += checked.unchecked
@@ -127,15 +127,15 @@ def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
     return Finding(kind, digest, path, _ADVICE[kind])
 
 
-def _invariant_findings(raw: StoredItem, mapper: PathMapper) -> Iterator[Finding]:
-    if raw.legacy_paths:
-        yield _finding("legacy_item", raw.digest, None)
-    if not raw.paths and not raw.legacy_paths and raw.original is None:
-        yield _finding("empty_item", raw.digest, None)
-    elif raw.paths and raw.original is None:
-        yield _finding("missing_original", raw.digest, None)
-    elif raw.original is not None and raw.original not in raw.paths and not raw.legacy_paths:
-        yield _finding("original_not_in_paths", raw.digest, mapper.to_public(raw.original))
+def _invariant_findings(item: StoredItem, mapper: PathMapper) -> Iterator[Finding]:
+    if item.legacy_paths:
+        yield _finding("legacy_item", item.digest, None)
+    if not item.paths and not item.legacy_paths and item.original is None:
+        yield _finding("empty_item", item.digest, None)
+    elif item.paths and item.original is None:
+        yield _finding("missing_original", item.digest, None)
+    elif item.original is not None and item.original not in item.paths and not item.legacy_paths:
+        yield _finding("original_not_in_paths", item.digest, mapper.to_public(item.original))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +179,11 @@ def _round_trips(mapper: PathMapper, stored: str, path: str) -> bool:
         return False
 
 
-def _disk_findings(raw: StoredItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
+def _disk_findings(item: StoredItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
     unchecked = 0
     findings: list[Finding] = []
     sizes: dict[str, int] = {}
-    every = raw.paths | ({raw.original} if raw.original else set())
+    every = item.paths | ({item.original} if item.original else set())
     for stored in sorted(every):
         path = mapper.to_public(stored)
         checked, status = False, None
@@ -192,15 +192,15 @@ def _disk_findings(raw: StoredItem, mapper: PathMapper, scope: str | None) -> _D
         if not checked:
             unchecked += 1
         elif status is None:
-            findings.append(_finding("missing_path", raw.digest, path))
+            findings.append(_finding("missing_path", item.digest, path))
         else:
             sizes[stored] = status.st_size
-    original = raw.original
+    original = item.original
     if (
         original is not None
         and sizes.get(original) == 0
-        and raw.digest not in EMPTY_DIGESTS
+        and item.digest not in EMPTY_DIGESTS
         and any(size > 0 for size in sizes.values())
     ):
-        findings.append(_finding("placeholder_original", raw.digest, mapper.to_public(original)))
+        findings.append(_finding("placeholder_original", item.digest, mapper.to_public(original)))
     return _DiskCheck(tuple(findings), unchecked)
