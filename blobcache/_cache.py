@@ -79,8 +79,8 @@ class BlobCache:
 
     @property
     def name(self) -> str:
-        """The backend's name: ``"dynamodb"``, ``"sqlite"`` or ``"redis"`` (which
-        ``redis://``, ``rediss://`` and ``unix://`` URLs open)."""
+        """The backend's name, its URL scheme (``"dynamodb"``, ``"sqlite"`` or ``"redis"``,
+        which ``rediss://`` and ``unix://`` URLs open too)."""
         return self._backend.name
 
     @property
