@@ -77,9 +77,13 @@ SOAK_SECONDS ?= 600
 soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS)
 
-bench: $(BIN)/.installed redis-server
+bench: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/python benchmarks/sqlite_overhead.py
+	$(BIN)/python benchmarks/dynamodb_overhead.py
 	$(BIN)/python benchmarks/redis_overhead.py
+	$(BIN)/python benchmarks/bulk_calls.py
+	$(BIN)/python benchmarks/index_scale.py
+	$(BIN)/python benchmarks/s3_index.py
 
 clean:
 	rm -rf $(VENV) .tox .tools .demo docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

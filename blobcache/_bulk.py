@@ -14,7 +14,7 @@ generator of millions of entries without holding them. So:
   from there batch by batch once the input is exhausted.
 
 Memory is one batch either way; the disk holds the compressed stored form of
-the input (registry paths compress about tenfold).
+the input (about a third of its size: paths repeat their digest and prefix).
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ def _sequence_batches(
 ) -> Iterator[list[tuple[str, ...]]]:
     for position, entry in enumerate(entries):
         parse(position, entry)
-    for start in range(0, len(entries), batch_size):
-        chunk = entries[start : start + batch_size]
-        yield [parse(start + offset, entry) for offset, entry in enumerate(chunk)]
+    # Iterated again rather than sliced: a Sequence need not support slices.
+    yield from _chunks(
+        (parse(position, entry) for position, entry in enumerate(entries)), batch_size
+    )
 
 
 def _chunks(items: Iterator[tuple[str, ...]], size: int) -> Iterator[list[tuple[str, ...]]]:

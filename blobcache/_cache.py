@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -154,9 +154,10 @@ class BlobCache:
         given for a new digest becomes its original); different digests may be
         applied concurrently. Every digest and path is validated before anything
         is sent. The pairs go to the store in batches of ``Options.batch_size``
-        (one transaction each on SQLite, ``Options.workers`` concurrent requests
-        on DynamoDB), so any iterable, a generator of millions of pairs included,
-        runs in the memory of one batch: a list or tuple is validated in place,
+        (one transaction each on SQLite; on DynamoDB one conditional UpdateItem
+        per digest of a batch, ``Options.workers`` of them in flight), so any
+        iterable, a generator of millions of pairs included, runs in the memory
+        of one batch: a list or tuple is validated in place,
         and any other iterable is validated as it is read, spooled compressed to
         an anonymous temporary file, and replayed from there.
 
@@ -168,7 +169,7 @@ class BlobCache:
                 0-based index, and nothing was written.
             ItemTooLarge, StoreUnavailable, BlobCacheError: as `put`, midway.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         with self._batches(pairs, self._pair) as batches:
             for batch in map(_as_pairs, batches):
@@ -185,16 +186,27 @@ class BlobCache:
         requests of 100 keys on ``Options.workers`` threads on DynamoDB. The
         result holds one entry per hit, so memory grows with the hits only.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         if isinstance(digests, str):
             raise InvalidDigest(digests, "get_many takes an iterable of digests, not one digest")
         found: dict[str, str] = {}
         public = self._paths.to_public
-        with self._batches(digests, _digest) as batches:
+        size = self.options.batch_size
+        with contextlib.ExitStack() as stack:
+            batches: Iterable[list[str]]
+            if isinstance(digests, Sequence):  # validated once, in place, then sliced
+                valid = [_checked(position, digest) for position, digest in enumerate(digests)]
+                batches = (valid[start : start + size] for start in range(0, len(valid), size))
+            else:
+                spooled = stack.enter_context(self._batches(digests, _digest))
+                batches = ([digest for (digest,) in batch] for batch in spooled)
             for batch in batches:
-                items = self._backend.get_many([digest for (digest,) in batch])
-                found.update((digest, public(item.original)) for digest, item in items.items())
+                items = self._backend.get_many(batch)
+                if self._paths.root is None:  # stored paths are the public ones
+                    found.update({digest: item.original for digest, item in items.items()})
+                else:
+                    found.update((digest, public(item.original)) for digest, item in items.items())
                 self._log.debug("blobs_read", digests=len(batch), found=len(items))
         return found
 
@@ -208,7 +220,7 @@ class BlobCache:
             InvalidDigest, InvalidPath: an entry is bad; ``error.position`` is its
                 0-based index, and nothing was written.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         with self._batches(pairs, self._pair) as batches:
             for batch in map(_as_pairs, batches):
@@ -277,11 +289,15 @@ class BlobCache:
         return item
 
 
-def _digest(position: int, entry: object) -> tuple[str]:
+def _checked(position: int, digest: object) -> str:
     try:
-        return (parse_digest(entry),)
+        return parse_digest(digest)
     except InvalidDigest as exc:
         raise InvalidDigest(exc.digest, exc.reason, position=position) from None
+
+
+def _digest(position: int, entry: object) -> tuple[str]:
+    return (_checked(position, entry),)
 
 
 def _as_pairs(batch: list[tuple[str, ...]]) -> list[tuple[str, str]]:

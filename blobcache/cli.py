@@ -346,11 +346,49 @@ def delete(ctx: click.Context, url: str | None, root: str | None, digest: str, p
 # -- maintenance ----------------------------------------------------------------------------
 
 
+def _storage_argument(command: Command) -> Command:
+    """``LOCATION``: a storage directory or ``s3://BUCKET[/ROOTDIRECTORY][?region=...]``."""
+    return click.argument("storage_root", metavar="LOCATION")(command)
+
+
+def _storage_option(command: Command) -> Command:
+    return click.option(
+        "--storage",
+        metavar="LOCATION",
+        help="Check paths against this directory or s3://BUCKET[/ROOTDIRECTORY][?region=...] "
+        "(default: the cache's --root, else the local disk).",
+    )(command)
+
+
+def _workers_option(command: Command) -> Command:
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=8,
+        show_default=True,
+        help="Concurrent requests (S3) or threads.",
+    )(command)
+
+
+def _loud_placeholder_originals(report: maintenance.VerifyReport) -> None:
+    """On stderr, apart: originals that are placeholders break every pull of their digest."""
+    broken = report.placeholder_originals
+    if broken:
+        click.echo(
+            f"BROKEN PULLS: {len(broken)} original(s) are zero-byte placeholders; every "
+            "repository holding these digests serves an empty or missing blob:",
+            err=True,
+        )
+        for finding in broken:
+            where = f" {_text(finding.path)}" if finding.path else ""
+            click.echo(f"  {_text(finding.digest)}{where}: {_text(finding.detail)}", err=True)
+
+
 @cli.command()
 @_cache_options
-@click.argument("storage_root", metavar="ROOT", type=click.Path(exists=True, file_okay=False))
+@_storage_argument
 @click.option("--verify-digests", is_flag=True, help="Hash every blob; report mismatches.")
-@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True)
+@_workers_option
 @_json_option
 @click.pass_context
 @_handled
@@ -363,7 +401,10 @@ def index(
     workers: int,
     as_json: bool,
 ) -> None:
-    """Rebuild the cache from the blobs under ROOT (zot's layout, OCI layouts)."""
+    """Rebuild the cache from the blobs under LOCATION (zot's layout, OCI layouts).
+
+    LOCATION is a directory or s3://BUCKET[/ROOTDIRECTORY][?region=R&endpoint_url=URL].
+    """
     cache = _open_cache(ctx)
     cache.create_table()
     bar: Any = None
@@ -400,6 +441,8 @@ def index(
 
 @cli.command()
 @_cache_options
+@_storage_option
+@_workers_option
 @_segments_option
 @_json_option
 @_jsonl_option
@@ -409,12 +452,15 @@ def verify(
     ctx: click.Context,
     url: str | None,
     root: str | None,
+    storage: str | None,
+    workers: int,
     segments: int | None,
     as_json: bool,
     as_jsonl: bool,
 ) -> None:
     """Report stale paths, placeholder originals and broken items (exit 1 if any)."""
-    report = maintenance.verify(_open_cache(ctx), segments=segments)
+    report = maintenance.verify(_open_cache(ctx), root=storage, segments=segments, workers=workers)
+    _loud_placeholder_originals(report)
     if as_json:
         _echo_json(report, ok=report.ok)
     elif as_jsonl:
@@ -433,7 +479,9 @@ def verify(
 
 @cli.command()
 @_cache_options
+@_storage_option
 @click.option("--yes", is_flag=True, help="Apply; without it, only show what would go.")
+@_workers_option
 @_segments_option
 @_json_option
 @_jsonl_option
@@ -443,13 +491,17 @@ def prune(
     ctx: click.Context,
     url: str | None,
     root: str | None,
+    storage: str | None,
     yes: bool,
+    workers: int,
     segments: int | None,
     as_json: bool,
     as_jsonl: bool,
 ) -> None:
     """Forget cached paths with no file behind them; never deletes a file. Dry run by default."""
-    report = maintenance.prune(_open_cache(ctx), apply=yes, segments=segments)
+    report = maintenance.prune(
+        _open_cache(ctx), root=storage, apply=yes, segments=segments, workers=workers
+    )
     if as_json:
         _echo_json(report)
     elif as_jsonl:
@@ -465,8 +517,10 @@ def prune(
 
 @cli.command()
 @_cache_options
-@click.argument("storage_root", metavar="ROOT", type=click.Path(exists=True, file_okay=False))
+@_storage_argument
 @click.option("--yes", is_flag=True, help="Link for real; without it, only show what would be.")
+@click.option("--verify-digests", is_flag=True, help="S3: hash original and copy before replacing.")
+@_workers_option
 @_json_option
 @_jsonl_option
 @click.pass_context
@@ -477,17 +531,32 @@ def dedupe(
     root: str | None,
     storage_root: str,
     yes: bool,
+    verify_digests: bool,
+    workers: int,
     as_json: bool,
     as_jsonl: bool,
 ) -> None:
-    """Replace duplicate copies under ROOT by hard links to the original. Dry run by default."""
-    report = maintenance.dedupe(_open_cache(ctx), storage_root, apply=yes)
+    """Replace duplicate copies under LOCATION by hard links (on S3: zero-byte placeholders).
+
+    Dry run by default.
+    """
+    report = maintenance.dedupe(
+        _open_cache(ctx),
+        storage_root,
+        apply=yes,
+        verify_digests=verify_digests,
+        workers=workers,
+    )
     if as_json:
         _echo_json(report)
     elif as_jsonl:
         _echo_lines(report.links)
     else:
-        verb = "linked" if yes else "would link"
+        on_s3 = isinstance(maintenance.parse_location(storage_root), maintenance.S3Location)
+        verb = (
+            ("replaced" if yes else "would replace") if on_s3 else "linked" if yes else "would link"
+        )
+        already = "already placeholders" if on_s3 else "already linked"
         for link in report.links:
             click.echo(f"{verb}: {_text(link.path)} -> {_text(link.original)}")
         for skipped in report.skipped:
@@ -497,8 +566,60 @@ def dedupe(
             )
         click.echo(
             f"{len(report.links)} copies {verb}, {_size(report.reclaimed_bytes)} "
-            f"{'reclaimed' if yes else 'to reclaim'}, {report.already_linked} already linked, "
+            f"{'reclaimed' if yes else 'to reclaim'}, {report.already_linked} {already}, "
             f"{len(report.skipped)} skipped" + ("" if yes else " (dry run)")
+        )
+
+
+@cli.command()
+@_cache_options
+@_storage_argument
+@click.option("--yes", is_flag=True, help="Copy for real; without it, only show what would be.")
+@click.option("--verify-digests", is_flag=True, help="Hash each source before copying from it.")
+@_workers_option
+@_json_option
+@_jsonl_option
+@click.pass_context
+@_handled
+def restore(
+    ctx: click.Context,
+    url: str | None,
+    root: str | None,
+    storage_root: str,
+    yes: bool,
+    verify_digests: bool,
+    workers: int,
+    as_json: bool,
+    as_jsonl: bool,
+) -> None:
+    """Copy each digest's content into its zero-byte placeholders on S3 (undo dedupe).
+
+    LOCATION is s3://BUCKET[/ROOTDIRECTORY][?region=R&endpoint_url=URL]. Dry run by default.
+    """
+    report = maintenance.restore(
+        _open_cache(ctx),
+        storage_root,
+        apply=yes,
+        verify_digests=verify_digests,
+        workers=workers,
+    )
+    if as_json:
+        _echo_json(report)
+    elif as_jsonl:
+        _echo_lines(report.restored)
+    else:
+        verb = "restored" if yes else "would restore"
+        for item in report.restored:
+            click.echo(f"{verb}: {_text(item.path)} <- {_text(item.source)}")
+        for skipped in report.skipped:
+            detail = f": {skipped.detail}" if skipped.detail else ""
+            click.echo(
+                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
+            )
+        click.echo(
+            f"{len(report.restored)} placeholders {verb}, {_size(report.restored_bytes)} "
+            f"{'copied' if yes else 'to copy'}, {len(report.skipped)} skipped"
+            + ("" if yes else " (dry run)")
         )
 
 

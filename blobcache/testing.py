@@ -3,7 +3,8 @@
 Installed as a pytest plugin (entry point ``blobcache``). The servers are real
 servers on free loopback ports: dynalite (from npm, installed into ``.tools/``
 on first use), moto's standalone server (``moto[server]``) and ``redis-server``
-(from the operating system's package, in a temporary directory).
+(from the operating system's package, in a temporary directory); moto's server also
+serves S3 (`blobcache_s3` gives a fresh bucket).
 `FaultProxy` stands between a cache and a server and injects faults (resets,
 stalls, 500s, throttling, lost or damaged responses) on demand.
 """
@@ -21,8 +22,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 # Standard library only, like the rest of this module; re-exported for applications.
 from blobcache._fault_proxy import FAULTS as FAULTS
@@ -277,6 +280,26 @@ def _local_table_url(endpoint: str) -> str:
     return f"dynamodb:///test-{uuid.uuid4().hex}?region={LOCAL_REGION}&endpoint_url={endpoint}"
 
 
+@dataclass(frozen=True)
+class LocalBucket:
+    """A fresh, empty bucket on the local moto server, as the ``blobcache_s3`` fixture gives it.
+
+    ``client`` is an independent botocore S3 client on the same server, to fill
+    and read the bucket without going through blobcache.
+    """
+
+    name: str
+    endpoint_url: str
+    region: str
+    client: Any
+
+    def url(self, root_directory: str = "") -> str:
+        """The ``s3://`` storage location of the bucket (under ``root_directory``)."""
+        root = f"/{root_directory.strip('/')}" if root_directory.strip("/") else ""
+        endpoint = quote(self.endpoint_url, safe="")
+        return f"s3://{self.name}{root}?region={self.region}&endpoint_url={endpoint}"
+
+
 def _created(url: str) -> str:
     from blobcache import BlobCache
 
@@ -348,6 +371,27 @@ if pytest is not None:
     def blobcache_moto_url(blobcache_moto_endpoint: str, blobcache_fake_aws: None) -> str:
         """The URL of a fresh, created table on the session's moto server."""
         return _created(_local_table_url(blobcache_moto_endpoint))
+
+    @pytest.fixture
+    def blobcache_s3(
+        blobcache_moto_endpoint: str, blobcache_fake_aws: None
+    ) -> Iterator[LocalBucket]:
+        """A fresh, empty bucket on the session's moto server (``moto[server,s3]``).
+
+        The same server as the DynamoDB fixtures'; ``bucket.url("base")`` is its
+        storage location for the maintenance commands.
+        """
+        import botocore.session
+
+        client = botocore.session.get_session().create_client(
+            "s3", region_name=LOCAL_REGION, endpoint_url=blobcache_moto_endpoint
+        )
+        name = f"test-{uuid.uuid4().hex}"
+        client.create_bucket(Bucket=name)
+        try:
+            yield LocalBucket(name, blobcache_moto_endpoint, LOCAL_REGION, client)
+        finally:
+            client.close()
 
     @pytest.fixture
     def blobcache_sqlite(blobcache_sqlite_url: str) -> Iterator[BlobCache]:

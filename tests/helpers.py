@@ -52,8 +52,14 @@ def backend_of(cache: BlobCache) -> Any:
 
 
 def sqlite_connection(cache: BlobCache) -> sqlite3.Connection:
-    """The calling thread's connection of a SQLite cache (opened if it has none yet)."""
-    connection: sqlite3.Connection = backend_of(cache)._connection()
+    """The connection a SQLite cache's next call on this thread would use, left in its pool.
+
+    Leased and given straight back: the pool hands out the most recently given back
+    connection first, so with no other thread about, the next call uses this one.
+    """
+    backend = backend_of(cache)
+    connection: sqlite3.Connection = backend._connection()
+    backend._release(connection)
     return connection
 
 

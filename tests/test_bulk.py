@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_type
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from blobcache import (
     ConfigurationError,
     InvalidDigest,
     InvalidPath,
+    ItemTooLarge,
     Options,
     StoreUnavailable,
 )
@@ -311,14 +313,33 @@ class TestDynamoDBRequests:
         assert sent == ["BatchGetItem"] * 3
 
     @pytest.mark.parametrize("backend_kind", DYNAMODB_BACKENDS)
-    def test_put_many_sends_one_update_per_pair(
+    def test_put_many_sends_one_update_per_digest(
         self, make_cache: CacheFactory, backend_kind: str
     ) -> None:
-        """Writes stay the conditional UpdateItem of put: one request per pair."""
-        cache = make_cache(backend_kind)
+        """Writes stay the conditional UpdateItem of put, one per digest of a batch: it
+        carries all the batch's paths of that digest, the first one the original if new."""
+        cache, loop = make_cache(backend_kind), make_cache(backend_kind)
+        cache.put(digest_of(0), "/known")
+        loop.put(digest_of(0), "/known")
+        pairs = pairs_of(20, copies=3)
         sent = record_requests(cache)
-        cache.put_many(pairs_of(20, copies=2))
-        assert sent == ["UpdateItem"] * 40
+        cache.put_many(pairs)
+        assert sent == ["UpdateItem"] * 20
+        loop_put(loop, pairs)
+        assert read_raw(cache) == read_raw(loop)
+
+    def test_item_filling_up_raises_where_the_loop_does(self, make_cache: CacheFactory) -> None:
+        """A digest whose batch of paths would pass 400 KB (dynalite enforces it) falls back
+        to one put per path: ItemTooLarge, and the state the loop leaves when it raises."""
+        paths = [f"/r/{n:03d}/" + "x" * 3900 for n in range(120)]
+        pairs = [(digest_of(1), path) for path in paths] + [(digest_of(2), "/fine")]
+        bulk, loop = make_cache("dynalite", workers=1), make_cache("dynalite")
+        with pytest.raises(ItemTooLarge):
+            bulk.put_many(pairs)
+        with pytest.raises(ItemTooLarge):
+            loop_put(loop, pairs)
+        assert read_raw(bulk)[digest_of(1)] == read_raw(loop)[digest_of(1)]
+        assert 90 < len(read_raw(bulk)[digest_of(1)][1]) < 120
 
     @pytest.mark.parametrize("backend_kind", DYNAMODB_BACKENDS)
     def test_unprocessed_keys_are_asked_again(
@@ -416,9 +437,9 @@ class TestMemory:
     ) -> None:
         """put_many and delete_many of a generator peak at about one batch of memory: four
         times the pairs cost no more than a small margin over the smaller run."""
-        count = 20_000 if kind == "sqlite" else 1_500
-        cache = make_cache(kind, batch_size=100)
-        cache.put_many(pairs_of(200, start=10**6))  # warm up clients, connections, caches
+        count, batch = (20_000, 100) if kind == "sqlite" else (320, 40)
+        cache = make_cache(kind, batch_size=batch)
+        cache.put_many(pairs_of(2 * batch, start=10**6))  # warm up clients, connections, caches
 
         def peak(call: Callable[[Iterator[tuple[str, str]]], object], n: int, start: int) -> int:
             tracemalloc.start()
@@ -439,7 +460,7 @@ class TestMemory:
             allowance = small * 2 + 256 * 1024
         assert large < allowance
         assert deleted < allowance
-        assert len(read_raw(cache)) == 200 + count // 4
+        assert len(read_raw(cache)) == 2 * batch + count // 4
 
 
 class TestOptions:
@@ -455,3 +476,57 @@ class TestOptions:
         with BlobCache.from_url(url) as cache:
             assert (cache.options.batch_size, cache.options.workers) == (50, 2)
             assert cache.options.pool_size == 3
+
+
+class TestLogging:
+    def test_bulk_calls_log_the_loops_events(
+        self, make_cache: CacheFactory, kind: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """put_many and delete_many log, per pair, the INFO events the loop logs: blob_put,
+        blob_deleted, original_promoted, item_removed, with digest and path."""
+        pairs = [(digest_of(1), "/b"), (digest_of(1), "/a"), (digest_of(2), "/c")]
+        doomed = [(digest_of(1), "/b"), (digest_of(2), "/c"), (digest_of(2), "/gone")]
+
+        def events(run: Callable[[BlobCache], None], cache: BlobCache) -> list[tuple[Any, ...]]:
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="blobcache"):
+                run(cache)
+            return [
+                (r.msg["event"], r.msg.get("digest"), r.msg.get("path"))  # type: ignore[index, union-attr]
+                for r in caplog.records
+                if r.name.startswith("blobcache.") and r.levelno == logging.INFO
+            ]
+
+        def bulk(cache: BlobCache) -> None:
+            cache.put_many(pairs)
+            cache.delete_many(doomed)
+
+        def loop(cache: BlobCache) -> None:
+            loop_put(cache, pairs)
+            loop_delete(cache, doomed)
+
+        logged = events(bulk, make_cache(kind, workers=1))
+        assert logged == events(loop, make_cache(kind))
+        assert [event for event, _, _ in logged] == [
+            "blob_put",
+            "blob_put",
+            "blob_put",
+            "blob_deleted",
+            "original_promoted",
+            "blob_deleted",
+            "item_removed",
+        ]
+
+
+class TestTypes:
+    def test_bulk_signatures(self, tmp_path: Path) -> None:
+        """The documented signatures hold, at run time and for mypy (assert_type)."""
+        cache = BlobCache.from_url(f"sqlite:///{tmp_path / 'api.db'}", root=tmp_path)
+        digest = digest_of(1)
+        assert_type(cache.put_many([(digest, "a"), (digest, "b")]), None)
+        found = cache.get_many([digest, digest_of(2)])
+        assert_type(found, dict[str, str])
+        assert found == {digest: str(tmp_path / "a")}
+        assert_type(cache.delete_many(iter([(digest, "a")])), None)
+        assert cache.get_all(digest) == [str(tmp_path / "b")]
+        cache.close()

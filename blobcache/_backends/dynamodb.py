@@ -536,13 +536,46 @@ class DynamoDBBackend:
         time.sleep(random.uniform(0, ceiling))
 
     def put_many(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """`put` each pair: the same conditional UpdateItem, as conditions cannot be batched.
+        """`put` each digest's paths: the same conditional UpdateItem, as conditions cannot
+        be batched, carrying all the paths the batch has for that digest.
 
-        The pairs of one digest go one after another, in order; different
-        digests go concurrently on ``Options.workers`` threads sharing this
-        backend's client and its connection pool.
+        One request per digest rather than per pair: its first path becomes the
+        original if the item has none, and the others join the set, which is the
+        loop's final state. An item that would pass 400 KB falls back to one
+        put per path, so it fills up and raises `ItemTooLarge` exactly where the
+        loop would. Different digests go concurrently on ``Options.workers``
+        threads sharing this backend's client and its connection pool.
         """
-        self._per_digest(pairs, self.put)
+        groups: dict[str, list[str]] = {}
+        for digest, path in pairs:
+            groups.setdefault(digest, []).append(path)
+        self._fan_out(lambda group: self._put_paths(*group), groups.items())
+
+    def _put_paths(self, digest: str, paths: list[str]) -> None:
+        """`put` of several paths of one digest, in one UpdateItem."""
+        if len(paths) == 1:
+            self.put(digest, paths[0])
+            return
+        members = list(dict.fromkeys(paths))
+        try:
+            self._update(
+                digest,
+                "SET #orig = if_not_exists(#orig, :path) ADD #paths :paths",
+                {":path": {"S": paths[0]}, ":paths": {"SS": members}},
+                "attribute_exists(#orig) AND attribute_exists(#paths) "
+                "OR attribute_not_exists(#orig) AND attribute_not_exists(#paths)",
+            )
+        except _ConditionFailed as failed:
+
+            def add(item: Item | None) -> Item:
+                if item is None:
+                    return Item(paths[0], frozenset(members))
+                return Item(item.original, item.paths | frozenset(members))
+
+            self._rewrite(digest, failed.item, add, f"recording {len(members)} paths of {digest!r}")
+        except ItemTooLarge:
+            for path in paths:  # already-added paths are no-ops; raises where the loop would
+                self.put(digest, path)
 
     def delete_many(self, pairs: Sequence[tuple[str, str]]) -> list[Removal]:
         """`delete` each pair, digests concurrently as `put_many` does."""

@@ -34,22 +34,27 @@ _fork_generation = 0
 # Connections a forked child inherited: never used, and never closed either, since
 # closing a copy in the child could checkpoint or unlink the parent's WAL.
 _inherited: list[sqlite3.Connection] = []
+# Guards a pool's reset after a fork; itself replaced in the child, where another
+# thread of the parent may have held it.
+_fork_lock = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _fork_generation
+    global _fork_generation, _fork_lock
     _fork_generation += 1
+    _fork_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork)
 
 
-class _ThreadConnection(threading.local):
-    """One thread's connection, and the backend epoch it was opened in."""
+class _Connection(sqlite3.Connection):
+    """A pooled connection that knows the pool epoch and fork generation it was opened in."""
 
-    connection: sqlite3.Connection | None = None
     epoch = -1
-    generation = 0
+    generation = -1
+    #: False once a failed rollback closed it: it must not go back to the pool.
+    usable = True
 
 
 def open_location(location: Location) -> SQLiteBackend:
@@ -60,8 +65,13 @@ def open_location(location: Location) -> SQLiteBackend:
 class SQLiteBackend:
     """Keeps items in two tables of one SQLite file, in WAL mode.
 
-    Each thread gets its own connection, held in thread-local storage only,
-    so it closes when its thread ends; every write is one ``BEGIN IMMEDIATE``
+    Connections come from a bounded pool: each call leases one, so no two
+    threads ever use a connection at once, and gives it back when it returns.
+    At most ``Options.pool_size`` idle connections are kept (the most recently
+    used first); one given back beyond that is closed at once, so a
+    thread-per-request server holds at most ``pool_size`` connections when
+    idle, however many threads it has made. A forked child leaves the parent's
+    connections alone and opens its own. Every write is one ``BEGIN IMMEDIATE``
     transaction, so it takes the write lock before it reads and never has to
     upgrade a read lock (the source of "database is locked"). The schema is
     created on first use.
@@ -75,37 +85,68 @@ class SQLiteBackend:
         self.target = os.path.abspath(filename)
         self.log_fields = {"backend": self.name}
         self.options = options
-        self._local = _ThreadConnection()
-        # close() bumps the epoch; each thread then closes its own connection on next use.
+        # Idle connections, the most recently used last.
+        self._idle: list[_Connection] = []
+        # Serialises close()'s epoch bumps.
+        self._lock = threading.Lock()
+        self._generation = _fork_generation
+        # close() bumps the epoch: a connection leased before it is closed when given back.
         self._epoch = 0
         self._created_schema = False
 
     # -- connections ------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        connection = local.connection
-        if (
-            connection is not None
-            and local.epoch == self._epoch
-            and local.generation == _fork_generation
-        ):
-            return connection
-        if connection is not None:
-            if local.generation != _fork_generation:
-                _inherited.append(connection)
-            else:
-                connection.close()  # this thread's own, from before close()
-            local.connection = None
-        connection = self._open()
-        local.connection, local.epoch, local.generation = (
-            connection,
-            self._epoch,
-            _fork_generation,
-        )
-        return connection
+    # The pool takes no lock: list.pop and list.append are atomic, and a connection
+    # is only ever closed by the one thread that popped it (or held it) last, so
+    # none is closed while in use. The epoch is read without a lock: a stale read
+    # only lets a connection from before close() serve one more call, or closes one.
 
-    def _open(self) -> sqlite3.Connection:
+    def _connection(self) -> sqlite3.Connection:
+        """Lease a connection for this thread's exclusive use; give it back with `_release`."""
+        if self._generation != _fork_generation:
+            self._forget_parent()
+        idle = self._idle
+        while idle:
+            try:
+                connection = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if connection.epoch == self._epoch:
+                return connection
+            connection.close()  # given back as close() ran
+        return self._open()
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        """Give a leased connection back: kept while the pool has room, else closed."""
+        if not isinstance(connection, _Connection):
+            return  # not one of ours (a test's stand-in)
+        if connection.generation != _fork_generation:
+            _inherited.append(connection)  # leased in the parent before a fork
+            return
+        if not connection.usable:
+            return
+        size, idle = self.options.pool_size, self._idle
+        if connection.epoch == self._epoch and len(idle) < size:
+            idle.append(connection)
+            while len(idle) > size:  # two threads gave back at once
+                try:
+                    idle.pop(0).close()
+                except IndexError:
+                    break
+            return
+        # Idle beyond the pool size, or from before close(): no other thread holds it.
+        connection.close()
+
+    def _forget_parent(self) -> None:
+        """In a forked child: set the parent's idle connections aside, unused and unclosed."""
+        with _fork_lock:
+            if self._generation != _fork_generation:
+                _inherited.extend(self._idle)
+                self._idle = []
+                self._lock = threading.Lock()
+                self._generation = _fork_generation
+
+    def _open(self) -> _Connection:
         with self._translate():
             try:
                 connection = sqlite3.connect(
@@ -113,6 +154,7 @@ class SQLiteBackend:
                     timeout=self.options.busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
+                    factory=_Connection,
                 )
             except sqlite3.OperationalError as exc:
                 raise ConfigurationError(
@@ -130,6 +172,7 @@ class SQLiteBackend:
             except BaseException:
                 connection.close()
                 raise
+        connection.epoch, connection.generation = self._epoch, _fork_generation
         return connection
 
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
@@ -211,27 +254,33 @@ class SQLiteBackend:
     ) -> Iterator[sqlite3.Connection]:
         """One transaction: ``IMMEDIATE`` for writes, ``DEFERRED`` for consistent reads.
 
-        On this thread's connection, unless ``connection`` (one being opened) is given.
+        On a leased connection, given back afterwards, unless ``connection`` (one
+        being opened) is given.
         """
+        leased = connection is None
         if connection is None:
             connection = self._connection()
-        with self._translate():
-            connection.execute(f"BEGIN {mode}")
-            try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT: the transaction is still open then.
-                self._roll_back(connection)
-                raise
+        try:
+            with self._translate():
+                connection.execute(f"BEGIN {mode}")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    # Also after a failed COMMIT: the transaction is still open then.
+                    self._roll_back(connection)
+                    raise
+        finally:
+            if leased:
+                self._release(connection)
 
     def _roll_back(self, connection: sqlite3.Connection) -> None:
         try:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
         except sqlite3.Error:
-            # A connection that cannot roll back is not reused: this thread opens a new one.
-            self._local.connection = None
+            # A connection that cannot roll back is not reused: the next lease opens a new one.
+            connection.usable = False  # type: ignore[attr-defined]
             connection.close()
 
     # -- the backend protocol ---------------------------------------------------------------
@@ -241,7 +290,7 @@ class SQLiteBackend:
 
         Returns ``True`` once, to the first call after this backend created the schema.
         """
-        self._connection()
+        self._release(self._connection())
         created, self._created_schema = self._created_schema, False
         return created
 
@@ -269,6 +318,8 @@ class SQLiteBackend:
             ).fetchall()
         except sqlite3.DatabaseError as exc:  # not _translate: reads are the hot path
             raise self._error(exc) from exc
+        finally:
+            self._release(connection)
         if not rows:
             return None
         return Item(rows[0][0], frozenset([row[1] for row in rows]))
@@ -297,30 +348,26 @@ class SQLiteBackend:
 
     def get_many(self, digests: Sequence[str]) -> dict[str, Item]:
         """One ``IN (...)`` query per batch (split only past SQLite's limit on parameters)."""
-        wanted = list(dict.fromkeys(digests))
-        connection = self._connection()
-        rows: list[tuple[str, str, str]] = []
-        try:
+        wanted = list(digests)  # IN ignores duplicates
+        found: dict[str, Item] = {}
+        # Two plain IN queries beat one JOIN by half; one read transaction keeps
+        # each item's original and paths from the same snapshot.
+        with self._transaction("DEFERRED") as connection:
             limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             for start in range(0, len(wanted), limit):
                 chunk = wanted[start : start + limit]
-                rows += connection.execute(
-                    "SELECT i.digest, i.original, p.path FROM blobcache_item AS i "
-                    "JOIN blobcache_path AS p ON p.digest = i.digest "
-                    f"WHERE i.digest IN ({', '.join('?' * len(chunk))})",
-                    chunk,
+                marks = ", ".join("?" * len(chunk))
+                originals = connection.execute(
+                    f"SELECT digest, original FROM blobcache_item WHERE digest IN ({marks})", chunk
                 ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._error(exc) from exc
-        originals: dict[str, str] = {}
-        paths: dict[str, list[str]] = {}
-        for digest, original, path in rows:
-            originals[digest] = original
-            paths.setdefault(digest, []).append(path)
-        return {
-            digest: Item(original, frozenset(paths[digest]))
-            for digest, original in originals.items()
-        }
+                paths: dict[str, list[str]] = {}
+                for digest, path in connection.execute(
+                    f"SELECT digest, path FROM blobcache_path WHERE digest IN ({marks})", chunk
+                ):
+                    paths.setdefault(digest, []).append(path)
+                for digest, original in originals:
+                    found[digest] = Item._make((original, frozenset(paths[digest])))
+        return found
 
     def delete_many(self, pairs: Sequence[tuple[str, str]]) -> list[Removal]:
         """Every pair in one ``BEGIN IMMEDIATE`` transaction, each as `delete` does it."""
@@ -360,16 +407,21 @@ class SQLiteBackend:
         return False
 
     def close(self) -> None:
-        """Close this thread's connection; other threads close theirs on next use.
+        """Close the idle connections; a leased one is closed when its call gives it back.
 
-        A connection is never closed from another thread: one may be running a
-        statement on it, and SQLite would crash the process.
+        A connection is never closed while a call uses it: SQLite would crash
+        the process if another thread ran a statement on it meanwhile.
         """
-        self._epoch += 1
-        local = self._local
-        if local.connection is not None and local.generation == _fork_generation:
-            local.connection.close()
-        local.connection = None
+        if self._generation != _fork_generation:
+            self._forget_parent()
+            return
+        with self._lock:
+            self._epoch += 1
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
 
 
 def _delete_in(connection: sqlite3.Connection, digest: str, path: str) -> Removal:

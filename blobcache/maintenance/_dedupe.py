@@ -21,6 +21,7 @@ from blobcache.maintenance._fs import (
     parent_dir,
     same_content,
 )
+from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
 from blobcache.maintenance._stored import log
 
 SkipReason = Literal[
@@ -82,8 +83,15 @@ class DedupeReport:
     skipped: tuple[Skipped, ...]
 
 
-def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = False) -> DedupeReport:
-    """Replace each duplicate copy under ``root`` by a hard link to its digest's original.
+def dedupe(
+    cache: BlobCache,
+    root: str | os.PathLike[str] | StorageLocation,
+    *,
+    apply: bool = False,
+    verify_digests: bool = False,
+    workers: int = 8,
+) -> DedupeReport:
+    """Replace each duplicate copy under ``root`` by a hard link (or S3 placeholder).
 
     As zot does on local storage. A dry run unless ``apply``. Only regular
     files inside ``root`` are touched, found without following any symbolic
@@ -97,10 +105,26 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
     file system refuses to link or replace (``error``, with the ``OSError`` in
     ``detail``); the run goes on.
 
+    On S3 (``s3://BUCKET[/ROOTDIRECTORY]``), as zot does with dedupe on,
+    each full duplicate copy is replaced by a zero-byte placeholder object:
+    only after HeadObject shows the original exists with content and the
+    copy's size (with ``verify_digests``, after reading and hashing both),
+    and only while the copy is still the object checked: re-checked with
+    ``If-Match`` right before, and written with ``If-Match`` on its ETag,
+    so a server that honours conditional writes (AWS S3, moto's server)
+    refuses a copy rewritten in between. A `Link` is then a copy replaced
+    by a placeholder, ``already_linked`` counts copies that are
+    placeholders already, and the empty blob is left alone. Digests are
+    handled on ``workers`` threads.
+
     Args:
         cache: the cache that says which paths share a digest.
-        root: the storage root; paths outside it are never touched.
+        root: the storage root (a directory, an ``s3://`` URL or a parsed
+            location); paths outside it are never touched.
         apply: link for real; without it nothing on disk changes.
+        verify_digests: on S3, hash both objects before replacing a copy
+            (locally the bytes are always compared).
+        workers: S3 digests handled concurrently.
 
     Returns:
         A `DedupeReport`.
@@ -110,7 +134,14 @@ def dedupe(cache: BlobCache, root: str | os.PathLike[str], *, apply: bool = Fals
 
     .. versionadded:: 0.1
     """
-    top = os.path.abspath(os.fspath(root))
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    location = parse_location(root)
+    if isinstance(location, S3Location):
+        from blobcache.maintenance._s3_dedupe import dedupe_s3
+
+        return dedupe_s3(cache, location, apply, verify_digests, workers)
+    top = location.path
     if not os.path.isdir(top):
         raise InvalidPath(top, "not a directory; give the storage root to deduplicate")
     links: list[Link] = []

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
 from blobcache._errors import InvalidDigest, InvalidPath
 from blobcache._validate import parse_digest
 from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
+from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
+from blobcache.maintenance._pool import bounded_map
 from blobcache.maintenance._stored import log
 
 #: Called as ``progress(done, total)`` while digests are recorded.
@@ -67,25 +68,35 @@ class _Blob:
 
 def index(
     cache: BlobCache,
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | StorageLocation,
     *,
     verify_digests: bool = False,
     workers: int = 8,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Record every blob under ``root`` in the cache; re-running it changes nothing.
+    """Record every blob under ``root`` (a directory or S3); re-running it changes nothing.
 
     Blobs are files at ``<dir>/blobs/<algorithm>/<encoded>``: zot's layout
     (``ROOT/<repository>/blobs/...``) and OCI image layouts alike. For each
     digest the first file in sorted path order that holds content becomes the
     original; zero-byte placeholders are recorded after it, so they never
     become the original while content exists. Symbolic links are neither
-    followed nor recorded. Digests are recorded concurrently on ``workers``
-    threads.
+    followed nor recorded. Paths are recorded by `BlobCache.put_many`, in
+    batches of ``Options.batch_size`` pairs; with ``verify_digests``, files are
+    hashed on ``workers`` threads.
+
+    With an ``s3://BUCKET[/ROOTDIRECTORY]`` location, the objects under the
+    root directory are listed page by page into a temporary on-disk table,
+    so memory stays flat however large the bucket; each object
+    ``<...>/blobs/<algorithm>/<encoded>`` is recorded at its cache path (see
+    `S3Location`), a zero-byte object as a placeholder (the empty blob is
+    content of size 0), and ``verify_digests`` streams each object with
+    content through the hash.
 
     Args:
         cache: the cache to fill.
-        root: the storage root to walk.
+        root: the storage root to walk: a directory, an ``s3://`` URL or a
+            parsed location.
         verify_digests: hash every file with content and leave out (and
             report) those whose content does not match their name.
         workers: threads recording digests concurrently.
@@ -96,17 +107,24 @@ def index(
 
     Raises:
         InvalidPath: ``root`` is not a directory, or lies outside the cache's root.
+        ConfigurationError: a malformed location, a missing bucket, or S3
+            refused the credentials.
         BlobCacheError: the store failed; digests recorded so far stay recorded.
 
     .. versionadded:: 0.1
     """
-    top = os.path.abspath(os.fspath(root))
+    location = parse_location(root)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    if isinstance(location, S3Location):
+        from blobcache.maintenance._s3_index import index_s3
+
+        return index_s3(cache, location, verify_digests, workers, progress)
+    top = location.path
     if not os.path.isdir(top):
         raise InvalidPath(top, "not a directory; give the storage root of a registry")
     if cache.root is not None and top != cache.root and inside(cache.root, top) is None:
         raise InvalidPath(top, f"not inside the cache's root {cache.root!r}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers!r}")
     found: dict[str, list[_Blob]] = {}
     skipped = 0
     for digest, blob in _walk(top):
@@ -116,7 +134,8 @@ def index(
             found.setdefault(digest, []).append(blob)
     log.info("index_started", root=top, digests=len(found))
 
-    def record(digest: str, blobs: list[_Blob]) -> tuple[int, list[DigestMismatch]]:
+    def prepare(group: tuple[str, list[_Blob]]) -> tuple[str, list[str], list[DigestMismatch]]:
+        digest, blobs = group
         content = [blob for blob in blobs if blob.size or digest in EMPTY_DIGESTS]
         placeholders = [blob for blob in blobs if blob not in content]
         mismatches = []
@@ -128,27 +147,18 @@ def index(
                     content.remove(blob)
                     mismatches.append(DigestMismatch(blob.path, digest, actual))
                     log.warning("digest_mismatch", digest=digest, path=blob.path, actual=actual)
-        for blob in (*content, *placeholders):
-            cache.put(digest, blob.path)
-        return len(content) + len(placeholders), mismatches
+        return digest, [blob.path for blob in (*content, *placeholders)], mismatches
 
-    recorded, done, mismatches = 0, 0, []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blobcache-index") as pool:
-        pending = {pool.submit(record, digest, blobs) for digest, blobs in found.items()}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                count, wrong = future.result()
-                recorded += count
-                mismatches.extend(wrong)
-                done += 1
-            if progress is not None:
-                progress(done, len(found))
+    mismatches: list[DigestMismatch] = []
+
+    def groups() -> Iterator[tuple[str, list[str]]]:
+        # Hashing is what pays for threads; without it there is nothing to spread.
+        threads = workers if verify_digests else 1
+        for digest, paths, wrong in bounded_map(prepare, found.items(), threads):
+            mismatches.extend(wrong)
+            yield digest, paths
+
+    recorded = record_groups(cache, groups(), progress, len(found))
 
     blobs = [blob for group in found.values() for blob in group]
     report = IndexReport(
@@ -178,6 +188,37 @@ def index(
         mismatches=len(report.mismatches),
     )
     return report
+
+
+def record_groups(
+    cache: BlobCache,
+    groups: Iterable[tuple[str, list[str]]],
+    progress: Progress | None,
+    total: int,
+) -> int:
+    """Record each digest's paths, in order, by `BlobCache.put_many` batches; count them.
+
+    A batch holds whole digests and at least ``Options.batch_size`` pairs (one
+    transaction on SQLite, concurrent requests on DynamoDB); ``progress`` is
+    called after each.
+    """
+    batch: list[tuple[str, str]] = []
+    recorded = done = reported = 0
+    for digest, paths in groups:
+        batch.extend((digest, path) for path in paths)
+        done += 1
+        if len(batch) >= cache.options.batch_size:
+            cache.put_many(batch)
+            recorded, batch = recorded + len(batch), []
+            if progress is not None:
+                progress(done, total)
+                reported = done
+    if batch:
+        cache.put_many(batch)
+        recorded += len(batch)
+    if progress is not None and done > reported:
+        progress(done, total)
+    return recorded
 
 
 def _walk(top: str) -> Iterator[tuple[str, _Blob | None]]:

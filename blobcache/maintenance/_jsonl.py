@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from blobcache._cache import BlobCache
-from blobcache._errors import CacheMiss, InvalidDigest, InvalidPath, ItemTooLarge
+from blobcache._errors import InvalidDigest, InvalidPath, ItemTooLarge
 from blobcache._validate import parse_digest
-from blobcache.maintenance._stored import log, mapper_of
+from blobcache.maintenance._stored import backend_of, log, mapper_of
 
 #: Bad lines an `ImportReport` keeps; later ones are only counted.
 MAX_REPORTED_LINES = 100
@@ -93,6 +93,11 @@ def import_jsonl(cache: BlobCache, lines: Iterable[str | bytes]) -> ImportReport
     reported too, and the paths it had added are deleted again, so it leaves
     nothing behind either. Blank lines are ignored. Streams in constant memory.
 
+    Good lines are written with `BlobCache.put_many`, about
+    ``Options.batch_size`` paths at a time; lines of several paths have the
+    paths their digest already had read with them in bulk first, so a line
+    that fills its item up can take back exactly what it added.
+
     Args:
         cache: the cache to fill.
         lines: lines of text, or of UTF-8 bytes (such as a file opened in
@@ -106,6 +111,16 @@ def import_jsonl(cache: BlobCache, lines: Iterable[str | bytes]) -> ImportReport
     mapper = mapper_of(cache)
     total = imported = bad_count = 0
     bad: list[BadLine] = []
+
+    def reject(number: int, error: Exception) -> None:
+        nonlocal bad_count
+        bad_count += 1
+        bisect.insort(bad, BadLine(number, str(error)), key=lambda line: line.line)
+        del bad[MAX_REPORTED_LINES:]
+        log.warning("import_line_rejected", line=number, error=str(error))
+
+    batch: list[_Line] = []
+    pending = 0
     for number, line in enumerate(lines, start=1):
         total = number
         if not line.strip():
@@ -113,33 +128,71 @@ def import_jsonl(cache: BlobCache, lines: Iterable[str | bytes]) -> ImportReport
         try:
             digest, ordered = _parse_line(line)
             stored = [mapper.to_stored(path) for path in ordered]
-            _put_all_or_none(cache, digest, ordered, stored)
-        except (ValueError, InvalidDigest, InvalidPath, ItemTooLarge) as exc:
-            bad_count += 1
-            if len(bad) < MAX_REPORTED_LINES:
-                bad.append(BadLine(number, str(exc)))
-            log.warning("import_line_rejected", line=number, error=str(exc))
+        except (ValueError, InvalidDigest, InvalidPath) as exc:
+            reject(number, exc)
             continue
-        imported += 1
+        batch.append(_Line(number, digest, ordered, stored))
+        pending += len(ordered)
+        if pending >= cache.options.batch_size:
+            imported += _put_lines(cache, batch, reject)
+            batch, pending = [], 0
+    imported += _put_lines(cache, batch, reject)
     return ImportReport(total, imported, tuple(bad), bad_count)
 
 
-def _put_all_or_none(cache: BlobCache, digest: str, ordered: list[str], stored: list[str]) -> None:
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    digest: str
+    #: The caller's paths, original first; ``stored`` holds the same in stored form.
+    paths: list[str]
+    stored: list[str]
+
+
+def _put_lines(
+    cache: BlobCache, lines: list[_Line], reject: Callable[[int, Exception], None]
+) -> int:
+    """Put every path of ``lines`` in bulk; return how many lines went in whole.
+
+    If an item fills up, the lines are put again one by one from the state
+    read before (puts are idempotent), and each line that fills its item up
+    has the paths it added deleted again.
+    """
+    if not lines:
+        return 0
+    # Only a line of several paths can fill up halfway, so only such lines pay a read.
+    several = [line.digest for line in lines if len(line.paths) > 1]
+    before = {
+        digest: set(item.paths) for digest, item in backend_of(cache).get_many(several).items()
+    }
+    try:
+        cache.put_many((line.digest, path) for line in lines for path in line.paths)
+        return len(lines)
+    except ItemTooLarge:
+        pass
+    imported = 0
+    for line in lines:
+        known = before.setdefault(line.digest, set())
+        try:
+            _put_all_or_none(cache, line, known)
+        except ItemTooLarge as exc:
+            reject(line.number, exc)
+            continue
+        known.update(line.stored)
+        imported += 1
+    return imported
+
+
+def _put_all_or_none(cache: BlobCache, line: _Line, before: set[str]) -> None:
     """Put every path of one line; if the item fills up, delete again those it added."""
-    # Only a line of several paths can fill up halfway, so only such a line pays a read.
-    before: set[str] = set()
-    if len(ordered) > 1:
-        with contextlib.suppress(CacheMiss):
-            before = set(map(mapper_of(cache).to_stored, cache.get_all(digest)))
     added: list[str] = []
     try:
-        for path, stored_path in zip(ordered, stored, strict=True):
-            cache.put(digest, path)
+        for path, stored_path in zip(line.paths, line.stored, strict=True):
+            cache.put(line.digest, path)
             if stored_path not in before:
                 added.append(path)
     except ItemTooLarge:
-        for path in reversed(added):
-            cache.delete(digest, path)
+        cache.delete_many((line.digest, path) for path in reversed(added))
         raise
 
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from blobcache._backends.base import StoredItem
 from blobcache._cache import BlobCache
 from blobcache._errors import InvalidPath
 from blobcache._validate import PathMapper
 from blobcache.maintenance._fs import EMPTY_DIGESTS, inside, lstat_at, parent_dir
+from blobcache.maintenance._location import (
+    LocalDirectory,
+    S3Location,
+    StorageLocation,
+    parse_location,
+)
+from blobcache.maintenance._pool import bounded_map
+from blobcache.maintenance._s3 import Bucket
 from blobcache.maintenance._stored import log, mapper_of, stored_items
 
 FindingKind = Literal[
@@ -67,14 +76,23 @@ class VerifyReport:
         """Whether nothing was found."""
         return not self.findings
 
+    @property
+    def placeholder_originals(self) -> tuple[Finding, ...]:
+        """The originals that are zero-byte placeholders, on S3 pulls of empty blobs.
+
+        .. versionadded:: 0.1
+        """
+        return tuple(finding for finding in self.findings if finding.kind == "placeholder_original")
+
 
 def verify(
     cache: BlobCache,
     *,
-    root: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | StorageLocation | None = None,
     segments: int | None = None,
+    workers: int = 8,
 ) -> VerifyReport:
-    """Check every item against the invariants and every path against the disk.
+    """Check every item against the invariants and every path against the storage.
 
     Reads only. Reports items that break the invariants (which another
     writer, such as zot, can leave), legacy items, paths with no file behind
@@ -87,11 +105,27 @@ def verify(
     missing. So is a stored path the cache cannot give back as it is stored,
     such as an absolute one in relative-path mode.
 
+    With an ``s3://`` location, each path is its object key under the
+    location (see `S3Location`), checked with HeadObject, items on
+    ``workers`` threads with a bounded window, so memory stays flat however
+    large the table. There a zero-byte original is always reported as
+    ``placeholder_original``: zot serves the original, so every pull of the
+    digest gets an empty blob. A path that maps to no key under the
+    location (relative, with ``..``, or not given back as stored) is
+    unchecked and never requested.
+
     Args:
         cache: the cache to check.
-        root: the storage root; defaults to the cache's root. Without either,
-            every absolute path is looked up.
+        root: the storage location (a directory, an ``s3://`` URL or a parsed
+            `S3Location`); defaults to the cache's root. Without either,
+            every absolute path is looked up on the local disk.
         segments: parallel Scan segments (DynamoDB); defaults to ``scan_segments``.
+        workers: items checked concurrently on S3 (local checks run in order).
+
+    Raises:
+        ConfigurationError: a malformed location, a missing bucket, or S3 refused the
+            credentials.
+        StoreUnavailable: S3 or the cache's store could not be reached.
 
     Returns:
         A `VerifyReport`; ``report.ok`` is true when nothing was found.
@@ -100,17 +134,18 @@ def verify(
     """
     items = paths = unchecked = 0
     findings: list[Finding] = []
-    scope = scope_of(cache, root)
     mapper = mapper_of(cache)
-    for item in stored_items(cache, segments):
-        items += 1
-        paths += len(item.paths | item.legacy_paths)
-        for finding in _invariant_findings(item, mapper):
-            findings.append(finding)
-        checked = _disk_findings(item, mapper, scope)
-        for finding in checked.findings:
-            findings.append(finding)
-        unchecked += checked.unchecked
+    with probe_of(cache, root, workers) as probe:
+
+        def check(item: StoredItem) -> tuple[StoredItem, _DiskCheck]:
+            return item, _disk_findings(item, mapper, probe)
+
+        for item, checked in bounded_map(check, stored_items(cache, segments), probe.workers):
+            items += 1
+            paths += len(item.paths | item.legacy_paths)
+            findings.extend(_invariant_findings(item, mapper))
+            findings.extend(checked.findings)
+            unchecked += checked.unchecked
     for finding in findings:
         log.warning(
             "inconsistency_found", kind=finding.kind, digest=finding.digest, path=finding.path
@@ -118,9 +153,71 @@ def verify(
     return VerifyReport(items, paths, unchecked, tuple(findings))
 
 
-def scope_of(cache: BlobCache, root: str | os.PathLike[str] | None) -> str | None:
+def scope_of(cache: BlobCache, root: str | os.PathLike[str] | StorageLocation | None) -> str | None:
     """The tree whose files may be looked at: ``root`` if given, else the cache's root."""
-    return cache.root if root is None else os.path.abspath(os.fspath(root))
+    if root is None:
+        return cache.root
+    location = parse_location(root)
+    if not isinstance(location, LocalDirectory):
+        raise TypeError(f"{location} is not a local directory")
+    return location.path
+
+
+class Probe(Protocol):
+    """How verify and prune look at the storage: ``(checked, size or None if absent)``."""
+
+    #: Threads worth spending on lookups.
+    workers: int
+    #: Whether a zero-byte original is broken even with no content elsewhere (S3).
+    placeholders_point: bool
+
+    def look(self, path: str) -> tuple[bool, int | None]: ...
+
+
+class _LocalProbe:
+    workers = 1
+    placeholders_point = False
+
+    def __init__(self, scope: str | None) -> None:
+        self.scope = scope
+
+    def look(self, path: str) -> tuple[bool, int | None]:
+        checked, status = look_up(path, self.scope)
+        return checked, None if status is None else status.st_size
+
+
+class _S3Probe:
+    placeholders_point = True
+
+    def __init__(self, bucket: Bucket, workers: int) -> None:
+        self.bucket = bucket
+        self.workers = workers
+
+    def look(self, path: str) -> tuple[bool, int | None]:
+        key = self.bucket.location.key_of(path)
+        if key is None:
+            return False, None
+        found = self.bucket.head(key)
+        return True, None if found is None else found.size
+
+
+@contextmanager
+def probe_of(
+    cache: BlobCache, root: str | os.PathLike[str] | StorageLocation | None, workers: int
+) -> Iterator[Probe]:
+    """The `Probe` for ``root`` (default: the cache's root, else the local disk)."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    location = None if root is None else parse_location(root)
+    if not isinstance(location, S3Location):
+        yield _LocalProbe(scope_of(cache, location))
+        return
+    bucket = Bucket(location, workers=workers)
+    try:
+        bucket.check()
+        yield _S3Probe(bucket, workers)
+    finally:
+        bucket.close()
 
 
 def _finding(kind: FindingKind, digest: str, path: str | None) -> Finding:
@@ -179,28 +276,49 @@ def _round_trips(mapper: PathMapper, stored: str, path: str) -> bool:
         return False
 
 
-def _disk_findings(item: StoredItem, mapper: PathMapper, scope: str | None) -> _DiskCheck:
+def _disk_findings(item: StoredItem, mapper: PathMapper, probe: Probe) -> _DiskCheck:
     unchecked = 0
     findings: list[Finding] = []
     sizes: dict[str, int] = {}
     every = item.paths | ({item.original} if item.original else set())
     for stored in sorted(every):
         path = mapper.to_public(stored)
-        checked, status = False, None
+        checked, size = False, None
         if _round_trips(mapper, stored, path):
-            checked, status = look_up(path, scope)
+            checked, size = probe.look(path)
         if not checked:
             unchecked += 1
-        elif status is None:
+        elif size is None:
             findings.append(_finding("missing_path", item.digest, path))
         else:
-            sizes[stored] = status.st_size
+            sizes[stored] = size
     original = item.original
-    if (
-        original is not None
-        and sizes.get(original) == 0
-        and item.digest not in EMPTY_DIGESTS
-        and any(size > 0 for size in sizes.values())
-    ):
-        findings.append(_finding("placeholder_original", item.digest, mapper.to_public(original)))
+    if original is None or sizes.get(original) != 0 or item.digest in EMPTY_DIGESTS:
+        return _DiskCheck(tuple(findings), unchecked)
+    content = sorted(stored for stored, size in sizes.items() if size > 0)
+    if content:
+        findings.append(
+            Finding(
+                "placeholder_original",
+                item.digest,
+                mapper.to_public(original),
+                _ADVICE["placeholder_original"]
+                + (
+                    f"; {mapper.to_public(content[0])} holds it: 'blobcache restore' copies it back"
+                    if probe.placeholders_point
+                    else ""
+                ),
+            )
+        )
+    elif probe.placeholders_point:
+        findings.append(
+            Finding(
+                "placeholder_original",
+                item.digest,
+                mapper.to_public(original),
+                "the original is a zero-byte placeholder and no recorded path holds the "
+                "content: every pull of this digest fails or gets an empty blob; push the "
+                "blob again",
+            )
+        )
     return _DiskCheck(tuple(findings), unchecked)
