@@ -1,7 +1,7 @@
 # Two entry points on a fresh machine (Python 3.11+, Node with npm):
 #   make demo   the main job on the embedded SQLite default, no server, no configuration
-#   make test   everything CI runs: the test suite on SQLite, dynalite and moto's server,
-#               then ruff, the import layers, mypy --strict and the docs build
+#   make test   everything CI runs: the test suite on SQLite, dynalite, moto's server and
+#               redis-server, then ruff, the import layers, mypy --strict and the docs build
 # Every gate command lives in tox.ini; these targets only bootstrap tox and call it.
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +14,7 @@ space := $(empty) $(empty)
 PYTHON_DIRS := $(subst $(space),:,$(wildcard $(PYENV_ROOT)/versions/3.1[1-3].*/bin))
 TOX := $(if $(PYTHON_DIRS),PATH="$(PYTHON_DIRS):$$PATH") $(BIN)/tox
 
-.PHONY: demo test lint typing docs bench soak clean
+.PHONY: demo test lint typing docs bench soak clean redis-server
 
 # The development environment: the package with every extra, for running tools by hand.
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +32,17 @@ $(BIN)/.installed-tox:
 .tools/node_modules/dynalite/cli.js:
 	npm install --no-audit --no-fund --silent --prefix .tools dynalite@4
 
+# The tests start redis-server from the OS package; as root on Debian/Ubuntu (CI), install it.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	  else \
+	    echo "make test needs redis-server: apt-get install redis-server (or your OS's package)" >&2; \
+	    exit 1; \
+	  fi; }
+
 DEMO_URL := sqlite:///.demo/blobcache.db
 
 # The demo needs only the command line, not the test tools.
@@ -48,7 +59,7 @@ demo: $(BIN)/.installed-cli
 
 # The suite on every Python 3.11-3.13 found and on the lowest allowed dependencies, then
 # ruff, the import layers, mypy --strict and the docs.
-test: $(BIN)/.installed-tox .tools/node_modules/dynalite/cli.js
+test: $(BIN)/.installed-tox .tools/node_modules/dynalite/cli.js redis-server
 	$(TOX) run
 
 lint: $(BIN)/.installed-tox
@@ -57,18 +68,19 @@ lint: $(BIN)/.installed-tox
 typing: $(BIN)/.installed-tox
 	$(TOX) run -e typing
 
-docs: $(BIN)/.installed-tox
+docs: $(BIN)/.installed-tox redis-server
 	$(TOX) run -e docs
 
 # Not part of `make test`: mixed traffic with injected faults, then invariant and
 # linearizability checks (tests/soak.py). SOAK_SECONDS=60 make soak for a short run.
 SOAK_SECONDS ?= 600
-soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+soak: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS)
 
-bench: $(BIN)/.installed .tools/node_modules/dynalite/cli.js
+bench: $(BIN)/.installed .tools/node_modules/dynalite/cli.js redis-server
 	$(BIN)/python benchmarks/sqlite_overhead.py
 	$(BIN)/python benchmarks/dynamodb_overhead.py
+	$(BIN)/python benchmarks/redis_overhead.py
 	$(BIN)/python benchmarks/bulk_calls.py
 	$(BIN)/python benchmarks/index_scale.py
 	$(BIN)/python benchmarks/s3_index.py

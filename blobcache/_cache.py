@@ -62,8 +62,10 @@ class BlobCache:
         """Open the cache at ``url``.
 
         Args:
-            url: ``dynamodb:///TABLE?region=...[&endpoint_url=...]`` or
-                ``sqlite:///relative.db`` / ``sqlite:////absolute.db``. Without
+            url: ``dynamodb:///TABLE?region=...[&endpoint_url=...]``,
+                ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or
+                ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=zot]``
+                (``rediss://`` for TLS, ``unix:///path.sock?db=N``). Without
                 one, ``$BLOBCACHE_URL``, else a SQLite file in the per-user data
                 directory.
             root: store paths relative to this directory (relative-path mode).
@@ -78,7 +80,8 @@ class BlobCache:
 
     @property
     def name(self) -> str:
-        """The backend's name, its URL scheme (``"dynamodb"`` or ``"sqlite"``)."""
+        """The backend's name, its URL scheme (``"dynamodb"``, ``"sqlite"`` or ``"redis"``,
+        which ``rediss://`` and ``unix://`` URLs open too)."""
         return self._backend.name
 
     @property

@@ -24,26 +24,26 @@ class Options:
     .. versionadded:: 0.1
     """
 
-    #: Seconds to wait for a TCP connection to DynamoDB (at most 86400).
+    #: Seconds to wait for a TCP connection to DynamoDB or Redis (at most 86400).
     connect_timeout: float = 5.0
-    #: Seconds to wait for a DynamoDB response (at most 86400).
+    #: Seconds to wait for a DynamoDB or Redis response (at most 86400).
     read_timeout: float = 10.0
     #: Retries per request after the first try (at most 100), of a read after any transient
     #: failure, of a write only after one that provably had no effect (no connection could
     #: be made, throttling), since a resent write could take effect twice.
     max_retries: int = 3
-    #: Attempts of a conditional write that loses a race before giving up.
+    #: Attempts of a conditional write that loses a race (or meets zot's Redis lock).
     max_attempts: int = 16
     #: Seconds of the first back-off between conflicting attempts; it doubles, with jitter.
     backoff: float = 0.005
     #: Seconds the back-off between conflicting attempts grows to at most.
     max_backoff: float = 0.5
-    #: HTTP connections kept open to DynamoDB, per cache (the most threads served at once;
-    #: at most 1000).
+    #: Connections kept open to DynamoDB or Redis, per cache (the most threads served at
+    #: once; at most 1000).
     max_pool_connections: int = 10
     #: Strongly consistent reads for get/get_all/has/entries (DynamoDB).
     consistent_read: bool = True
-    #: Items per Scan page for entries() (DynamoDB); ``None`` lets the server decide.
+    #: Items per Scan (DynamoDB) or HSCAN/SCAN (Redis) page; ``None``: the default.
     page_size: int | None = None
     #: Parallel Scan segments for the maintenance scans (DynamoDB); 1 scans sequentially.
     scan_segments: int = 1
@@ -66,7 +66,8 @@ class Options:
     #: table outside `BlobCache.create_table`, so this changes nothing there.
     must_exist: bool = False
     #: Items per batch a bulk call (put_many, get_many, delete_many) hands the backend;
-    #: on SQLite one transaction per batch, on DynamoDB at most this many in flight.
+    #: on SQLite one transaction per batch, on DynamoDB at most this many in flight,
+    #: on Redis one script run per batch.
     batch_size: int = 1000
     #: Concurrent requests a remote backend may have in flight for one bulk call (DynamoDB).
     workers: int = 8

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from blobcache._errors import ConfigurationError, shown
 from blobcache._options import Options
@@ -39,16 +39,61 @@ def _shown_url(url: str) -> str:
     return shown(redact(url))
 
 
+#: Schemes of the Redis backend, as redis-py's ``from_url`` reads them.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: zot's key prefix when its configuration names none.
+REDIS_DEFAULT_PREFIX = "zot"
+_REDIS_TLS_KEYS = (
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where a Redis server listens, how to log in, and zot's key prefix.
+
+    The password is kept out of ``repr`` and out of `display`.
+    """
+
+    #: Host name, or ``None`` for a Unix socket.
+    host: str | None
+    port: int
+    #: Path of the Unix socket, for ``unix://`` URLs.
+    socket_path: str | None
+    db: int
+    prefix: str = REDIS_DEFAULT_PREFIX
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: redis-py's ``ssl_*`` keyword arguments given in the URL, for ``rediss://``.
+    tls_options: tuple[tuple[str, str], ...] = ()
+
+    def display(self) -> str:
+        """The URL without the password: for messages, logs and ``repr``."""
+        query = f"prefix={quote(self.prefix, safe='')}"
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
+        if self.socket_path is not None:
+            return f"unix://{user}{quote(self.socket_path)}?db={self.db}&{query}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}?{query}"
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where a cache lives: the backend, its address, and its options."""
 
     scheme: str
-    #: DynamoDB table name, or SQLite file path.
+    #: DynamoDB table name, SQLite file path, or the Redis URL without its password.
     target: str
     region: str | None = None
     endpoint_url: str | None = None
     options: Options = field(default_factory=Options)
+    redis: RedisAddress | None = None
 
 
 def default_url() -> str:
@@ -86,6 +131,8 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
         url = _default_url(create=True)
     if not isinstance(url, str):
         raise ConfigurationError(f"cache URL must be a string, not {type(url).__name__}")
+    if url.partition(":")[0].lower() in REDIS_SCHEMES:
+        return _redis(url, overrides)
     try:
         parts = urlsplit(url)
         has_credentials = parts.username is not None or parts.password is not None
@@ -107,7 +154,8 @@ def parse_url(url: str | None, overrides: Mapping[str, Any]) -> Location:
     if parts.scheme == "sqlite":
         return _sqlite(url, parts.netloc, parts.path, query, overrides)
     raise ConfigurationError(
-        f"unsupported cache URL {_shown_url(url)}; use 'sqlite:///FILE' or 'dynamodb:///TABLE?region=REGION'"
+        f"unsupported cache URL {_masked_url(url)}; use 'sqlite:///FILE', "
+        "'dynamodb:///TABLE?region=REGION' or 'redis://HOST:PORT/DB'"
     )
 
 
@@ -124,7 +172,9 @@ def _dynamodb(
             f"{shown(table)} is not a DynamoDB table name: use at most 255 letters, digits, "
             "'_', '-' and '.'"
         )
-    location = {key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query}
+    location: dict[str, Any] = {
+        key: query.pop(key) or None for key in _DYNAMODB_KEYS if key in query
+    }
     endpoint = location.get("endpoint_url")
     if endpoint is not None and _has_credentials(endpoint):
         raise ConfigurationError(
@@ -180,3 +230,84 @@ def _sqlite(
             "thread would see its own database); use a file, e.g. in a temporary directory"
         )
     return Location("sqlite", filename, options=Options.from_mapping({**query, **overrides}))
+
+
+def _masked_url(url: str) -> str:
+    """A URL for a message with everything between ``//`` and its last ``@`` masked.
+
+    Stricter than `redact`: a password with an unencoded ``/``, ``?`` or ``@`` (which
+    ends the user information early for a URL parser) is masked whole, at the cost of
+    masking a little more than the credentials in an odd URL.
+    """
+    scheme, slashes, rest = url.partition("//")
+    at = rest.rfind("@")
+    if slashes and at >= 0:
+        url = f"{scheme}//***{rest[at:]}"
+    return shown(redact(url))
+
+
+def _redis(url: str, overrides: Mapping[str, Any]) -> Location:
+    """A ``redis://``, ``rediss://`` or ``unix://`` URL, read as redis-py's ``from_url`` does.
+
+    Messages never quote the URL itself: it may hold the password.
+    """
+    masked = _masked_url(url)
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        hostname, port = parts.hostname, parts.port
+        query = dict(
+            parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        )
+    except ValueError:
+        # Not chained: the parser's message may quote part of the password.
+        raise ConfigurationError(
+            f"malformed Redis URL {masked}; write 'redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]' "
+            "and percent-encode special characters in the user name and password"
+        ) from None
+    prefix = query.pop("prefix", "") or REDIS_DEFAULT_PREFIX
+    db_text = query.pop("db", None)
+    tls_options = tuple((key, query.pop(key)) for key in _REDIS_TLS_KEYS if key in query)
+    if tls_options and scheme != "rediss":
+        raise ConfigurationError(
+            f"{', '.join(key for key, _ in tls_options)} in {masked} need a 'rediss://' URL"
+        )
+    socket_path = None
+    if scheme == "unix":
+        socket_path = unquote(parts.path)
+        if not socket_path or hostname:
+            raise ConfigurationError(
+                f"cannot read a socket path from {masked}; write "
+                "'unix:///path/to/redis.sock?db=N&prefix=PREFIX'"
+            )
+    else:
+        path = parts.path.strip("/")
+        if path and db_text is None:
+            db_text = path
+        elif path and path != db_text:
+            raise ConfigurationError(
+                f"{masked} names the database twice; give it once, as in 'redis://HOST:PORT/DB'"
+            )
+    try:
+        db = int(db_text) if db_text is not None else 0
+    except ValueError:
+        db = -1
+    if db < 0:
+        raise ConfigurationError(
+            f"the Redis database in {masked} must be a number (0, 1, ...), not {shown(db_text)}"
+        )
+    address = RedisAddress(
+        host=None if socket_path is not None else hostname or "localhost",
+        port=port or 6379,
+        socket_path=socket_path,
+        db=db,
+        prefix=prefix,
+        tls=scheme == "rediss",
+        username=username,
+        password=password,
+        tls_options=tls_options,
+    )
+    options = Options.from_mapping({**query, **overrides})
+    return Location("redis", address.display(), options=options, redis=address)

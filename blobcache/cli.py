@@ -190,7 +190,10 @@ class _UrlOption(click.Option):
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         default = ctx.meta.get(_URL_DEFAULT, _DEFAULT_URL_HELP)
-        self.help = f"sqlite:///FILE or dynamodb:///TABLE?region=...; default: {default}."
+        self.help = (
+            "sqlite:///FILE, dynamodb:///TABLE?region=... or redis://HOST:PORT/DB; "
+            f"default: {default}."
+        )
         return super().get_help_record(ctx)
 
 
@@ -817,11 +820,15 @@ def stats(ctx: click.Context, top: int, segments: int | None, as_json: bool) -> 
         bar = "#" * max(1, round(40 * count / widest))
         click.echo(f"  {copies:>5} {count:>8} {bar}")
     if report.largest:
-        click.echo(f"largest items (DynamoDB limit {_size(report.limit_bytes)}):")
+        limit = report.limit_bytes
+        click.echo(
+            "largest items" + ("" if limit is None else f" (DynamoDB limit {_size(limit)})") + ":"
+        )
         for item in report.largest:
+            headroom = item.headroom_bytes
             click.echo(
-                f"  {item.digest} {_count(item.paths, 'path')}, {_size(item.bytes)}, "
-                f"headroom {_size(item.headroom_bytes)}"
+                f"  {item.digest} {_count(item.paths, 'path')}, {_size(item.bytes)}"
+                + ("" if headroom is None else f", headroom {_size(headroom)}")
             )
 
 

@@ -1,8 +1,10 @@
-"""Local AWS-compatible servers and pytest fixtures for testing code that uses blobcache.
+"""Local servers and pytest fixtures for testing code that uses blobcache.
 
 Installed as a pytest plugin (entry point ``blobcache``). The servers are real
-HTTP servers on free loopback ports: dynalite (from npm, installed into
-``.tools/`` on first use) and moto's standalone server (``moto[server]``).
+servers on free loopback ports: dynalite (from npm, installed into ``.tools/``
+on first use), moto's standalone server (``moto[server]``) and ``redis-server``
+(from the operating system's package, in a temporary directory); moto's server also
+serves S3 (`blobcache_s3` gives a fresh bucket).
 `FaultProxy` stands between a cache and a server and injects faults (resets,
 stalls, 500s, throttling, lost or damaged responses) on demand.
 """
@@ -15,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -164,6 +167,95 @@ def moto_server() -> Iterator[str]:
         yield endpoint
 
 
+#: What to do when ``redis-server`` is missing.
+REDIS_INSTALL_HINT = (
+    "redis-server is not on PATH; install it with 'apt-get install redis-server' "
+    "(Debian, Ubuntu), 'dnf install redis' or 'brew install redis'"
+)
+
+
+class RedisServer:
+    """A ``redis-server`` on a free loopback port, keeping its files in ``directory``.
+
+    `stop` and `start` again keep the port and the directory, so a test can
+    kill the server mid-run and bring it back with what it had persisted.
+    """
+
+    def __init__(self, directory: Path, *config: str) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError(REDIS_INSTALL_HINT)
+        self.executable = executable
+        self.directory = directory
+        self.port = free_port()
+        #: Extra configuration directives, as ``redis-server`` takes them on its command line.
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT``, with no database or prefix."""
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        command = [
+            self.executable,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--logfile", str(self.directory / "redis.log"),
+            "--daemonize", "no",
+            "--save", "",
+            "--appendonly", "no",
+            *self.config,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            _wait_for_port(self.port, self.process, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (it saves what it persists), or SIGKILL with ``kill``."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def redis_server(*config: str) -> Iterator[RedisServer]:
+    """Run ``redis-server`` on a free port in a temporary directory; stop and remove it after.
+
+    ``config`` are extra directives (``"--appendonly", "yes"``); by default the
+    server persists nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix="blobcache-redis-") as directory:
+        server = RedisServer(Path(directory), *config)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _redis_cache_url(server: RedisServer) -> str:
+    """A fresh cache on ``server``: database 0, a prefix of its own."""
+    return f"{server.url}/0?prefix=test-{uuid.uuid4().hex}"
+
+
 # -- pytest fixtures -------------------------------------------------------------------------
 #
 # This module is loaded in every pytest run of every project that installs blobcache, so the
@@ -245,6 +337,25 @@ if pytest is not None:
             )
         with moto_server() as endpoint:
             yield endpoint
+
+    @pytest.fixture(scope="session")
+    def blobcache_redis_server() -> Iterator[RedisServer]:
+        """A ``redis-server`` started once for the test session (fails saying how to install it)."""
+        with redis_server() as server:
+            yield server
+
+    @pytest.fixture
+    def blobcache_redis_url(blobcache_redis_server: RedisServer) -> str:
+        """The URL of a fresh cache on the session's Redis server: a key prefix of its own."""
+        return _created(_redis_cache_url(blobcache_redis_server))
+
+    @pytest.fixture
+    def blobcache_redis(blobcache_redis_url: str) -> Iterator[BlobCache]:
+        """A throwaway, empty cache on a local redis-server."""
+        from blobcache import BlobCache
+
+        with BlobCache.from_url(blobcache_redis_url) as cache:
+            yield cache
 
     @pytest.fixture
     def blobcache_sqlite_url(tmp_path: Path) -> str:

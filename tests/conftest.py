@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,21 @@ def _fake_aws_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _blobcache_logger_restored() -> Iterator[None]:
+    """Put the ``blobcache`` logger back after each test.
+
+    The command line adds a handler on the stream it ran with and lowers the level
+    with -v; left behind, every later call would log into a dead CliRunner buffer that
+    only grows (and inflates the bulk tests' memory peaks).
+    """
+    logger = logging.getLogger("blobcache")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 # The servers are the ones blobcache.testing's plugin starts for applications: one
 # dynalite and one moto server per session, shared with the plugin's own tests.
 @pytest.fixture(scope="session")
@@ -56,6 +72,9 @@ def cache_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
     """A URL for a fresh, empty store of ``kind``."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / f'cache-{uuid.uuid4().hex}.db'}"
+    if kind == "redis":
+        server = request.getfixturevalue("blobcache_redis_server")
+        return f"{server.url}/0?prefix=t-{uuid.uuid4().hex}"
     endpoint = request.getfixturevalue(f"{kind}_endpoint")
     return f"dynamodb:///t-{uuid.uuid4().hex}?region={REGION}&endpoint_url={endpoint}"
 
@@ -77,9 +96,9 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache
         cache.close()
 
 
-@pytest.fixture(params=["sqlite", "dynalite"])
+@pytest.fixture(params=["sqlite", "dynalite", "redis"])
 def example_cache_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, created cache for the example applications, on SQLite and on dynalite,
+    """A fresh, created cache for the example applications, on SQLite, dynalite and Redis,
     from the blobcache.testing plugin as an application's tests would get it."""
     url: str = request.getfixturevalue(f"blobcache_{request.param}_url")
     return url

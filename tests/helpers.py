@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import botocore.session
+import redis
 
 from blobcache import BlobCache
 
-ALL_BACKENDS = ["sqlite", "dynalite", "moto"]
+ALL_BACKENDS = ["sqlite", "dynalite", "moto", "redis"]
 #: Backends whose conditional writes are atomic under concurrent requests.
-ATOMIC_BACKENDS = ["sqlite", "dynalite"]
+ATOMIC_BACKENDS = ["sqlite", "dynalite", "redis"]
 DYNAMODB_BACKENDS = ["dynalite", "moto"]
 REGION = "us-east-1"
 
@@ -91,6 +92,8 @@ def url_of(cache: BlobCache) -> str:
     backend = backend_of(cache)
     if cache.name == "sqlite":
         return f"sqlite:///{backend.target}"
+    if cache.name == "redis":
+        return str(backend.target)
     return f"dynamodb:///{backend.target}?region={REGION}&endpoint_url={backend.endpoint_url}"
 
 
@@ -189,10 +192,20 @@ def recording(cache: BlobCache) -> Iterator[Recorder]:
 
 
 def record_requests(cache: BlobCache) -> list[str]:
-    """A live list of the DynamoDB operations the cache sends from now on (none on SQLite)."""
+    """A live list of the requests the cache sends from now on: DynamoDB operations (none
+    on SQLite), Redis commands."""
     recorder = Recorder()
     if cache.name == "dynamodb":
         dynamodb_client(cache).meta.events.register("before-send.dynamodb", recorder)
+    elif cache.name == "redis":
+        backend = backend_of(cache)
+        request = backend._request
+
+        def send(args: Any, **kwargs: Any) -> Any:
+            recorder.operations.append(str(args[0]))
+            return request(args, **kwargs)
+
+        backend._request = send
     return recorder.operations
 
 
@@ -233,6 +246,8 @@ def read_raw(cache: BlobCache) -> RawItems:
                 original, paths = items.get(digest, (None, frozenset()))
                 items[digest] = (original, paths | {path})
         return items
+    if cache.name == "redis":
+        return read_raw_redis(cache)
     client = raw_client(cache)
     for page in client.get_paginator("scan").paginate(
         TableName=backend.target, ConsistentRead=True
@@ -242,6 +257,49 @@ def read_raw(cache: BlobCache) -> RawItems:
                 raw.get("OriginalBlobPath", {}).get("S"),
                 frozenset(raw.get("DuplicateBlobPath", {}).get("SS", ())),
             )
+    return items
+
+
+def raw_redis(cache: BlobCache) -> redis.Redis:
+    """An independent redis-py client on the cache's server and database (replies as str)."""
+    address = backend_of(cache).address
+    return redis.Redis(
+        host=address.host,
+        port=address.port,
+        db=address.db,
+        password=address.password,
+        decode_responses=True,
+    )
+
+
+# One snapshot of the whole layout: a read in two steps could see an item half-way
+# through another client's change (the hash field read before a delete, the set after).
+_SNAPSHOT = """
+local sets = {}
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+  sets[#sets + 1] = key
+  sets[#sets + 1] = redis.call('SMEMBERS', key)
+end
+return {redis.call('HGETALL', KEYS[1]), sets}
+"""
+
+
+def read_raw_redis(cache: BlobCache) -> RawItems:
+    """Every item in zot's Redis layout, read atomically with plain commands (one Lua
+    snapshot, not blobcache's scripts): digest -> (original, paths)."""
+    backend = backend_of(cache)
+    prefix = f"{backend.prefix}:blobs:duplicates:"
+    client = raw_redis(cache)
+    try:
+        originals, sets = client.eval(_SNAPSHOT, 1, backend.originals_key, prefix + "*")
+    finally:
+        client.close()
+    items: RawItems = {
+        str(originals[n]): (str(originals[n + 1]), frozenset()) for n in range(0, len(originals), 2)
+    }
+    for n in range(0, len(sets), 2):
+        digest = str(sets[n])[len(prefix) :]
+        items[digest] = (items.get(digest, (None, frozenset()))[0], frozenset(sets[n + 1]))
     return items
 
 

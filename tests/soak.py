@@ -33,7 +33,14 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from blobcache import BlobCache, StoreUnavailable
-from blobcache.testing import FAKE_CREDENTIALS, FAULTS, dynalite, fault_proxy
+from blobcache.testing import (
+    FAKE_CREDENTIALS,
+    FAULTS,
+    RESP_FAULTS,
+    dynalite,
+    fault_proxy,
+    redis_server,
+)
 from tests.helpers import REGION, assert_invariants, digest_of, read_raw
 from tests.linearizability import Op, Recorder, Verdict, check
 
@@ -95,10 +102,24 @@ def dynalite_target(rate: float, seed: int) -> Iterator[Target]:
         yield Target(url, faulty + "&read_timeout=0.5", lambda: proxy.injected, proxy.clear)
 
 
-#: Backend name -> how to set one up. Redis: one more entry here.
+@contextlib.contextmanager
+def redis_target(rate: float, seed: int) -> Iterator[Target]:
+    """redis-server behind a fault proxy injecting every fault RESP allows at random."""
+    with redis_server() as server, fault_proxy(server.url, stall_seconds=1.0) as proxy:
+        prefix = f"soak-{uuid.uuid4().hex}"
+        url = f"{server.url}/0?prefix={prefix}"
+        with BlobCache.from_url(url) as cache:
+            cache.create_table()
+        proxy.inject_randomly(rate, list(RESP_FAULTS), seed=seed)
+        faulty = f"{proxy.endpoint}/0?prefix={prefix}&read_timeout=0.5"
+        yield Target(url, faulty, lambda: proxy.injected, proxy.clear)
+
+
+#: Backend name -> how to set one up.
 BACKENDS: dict[str, Callable[[float, int], contextlib.AbstractContextManager[Target]]] = {
     "sqlite": sqlite_target,
     "dynalite": dynalite_target,
+    "redis": redis_target,
 }
 
 

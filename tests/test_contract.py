@@ -17,6 +17,7 @@ from blobcache import (
     InvalidPath,
 )
 from tests.helpers import (
+    ALL_BACKENDS,
     CacheFactory,
     assert_invariants,
     digest_of,
@@ -94,7 +95,7 @@ class TestPutAndGet:
 
     def test_name(self, cache: BlobCache) -> None:
         """name says which backend serves the cache."""
-        assert cache.name in ("sqlite", "dynamodb")
+        assert cache.name in ("sqlite", "dynamodb", "redis")
         assert cache.uses_relative_paths is False
 
 
@@ -190,7 +191,7 @@ class TestEntries:
         assert list(cache.entries()) == []
 
 
-@pytest.fixture(params=["sqlite", "dynalite", "moto"])
+@pytest.fixture(params=ALL_BACKENDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -108,7 +108,7 @@ class TestConfigurationErrors:
         [
             ({"BLOBCACHE_URL": 42}, "app.config['BLOBCACHE_URL']", "must be a cache URL string"),
             (
-                {"BLOBCACHE_URL": "redis://localhost/0"},
+                {"BLOBCACHE_URL": "memcached://localhost/0"},
                 "app.config['BLOBCACHE_URL']",
                 "use 'sqlite:///FILE'",
             ),

@@ -26,7 +26,9 @@ class TestStats:
         (largest,) = report.largest
         size = len("Digest") + 71 + len("OriginalBlobPath") + 4 + len("DuplicateBlobPath") + 12
         assert (largest.digest, largest.paths, largest.bytes) == (digest_of(1), 3, size)
-        assert largest.headroom_bytes == MAX_ITEM_BYTES - size
+        # zot's Redis layout has no item limit, so no headroom there.
+        headroom = None if cache.name == "redis" else MAX_ITEM_BYTES - size
+        assert largest.headroom_bytes == headroom
 
     def test_empty_cache(self, make_cache: CacheFactory) -> None:
         """An empty cache counts zero everywhere."""

@@ -33,7 +33,7 @@ class TestUrls:
     @pytest.mark.parametrize(
         ("url", "message"),
         [
-            ("redis://localhost/0", "unsupported cache URL"),
+            ("memcached://localhost/0", "unsupported cache URL"),
             ("dynamodb://", "cannot read a table name"),
             ("dynamodb://host/table", "cannot read a table name"),
             ("dynamodb:///a/b", "cannot read a table name"),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from blobcache import BlobCache, BlobEntry, CacheMiss
-from tests.helpers import CacheFactory, assert_invariants, digest_of, read_raw
+from tests.helpers import ALL_BACKENDS, CacheFactory, assert_invariants, digest_of, read_raw
 
 DIGESTS = st.sampled_from([digest_of(n) for n in range(3)])
 # Few paths, so puts and deletes collide often; mixed case and non-ASCII test the ordering.
@@ -93,7 +93,7 @@ def machine_for(open_cache: Callable[[], BlobCache]) -> type[RuleBasedStateMachi
 
 
 class TestAgainstModel:
-    @pytest.mark.parametrize("kind", ["sqlite", "dynalite", "moto"])
+    @pytest.mark.parametrize("kind", ALL_BACKENDS)
     def test_backend_follows_the_model(self, make_cache: CacheFactory, kind: str) -> None:
         """Any sequence of calls leaves exactly the model's state: no lost path, no empty item,
         original first-writer-wins and promoted to the smallest remaining path."""

@@ -2,7 +2,7 @@
 
 A backend plugs in here by URL scheme; `blobcache.BlobCache` never asks which
 one it has. Each module is imported only when a URL names it, so the SQLite
-side never loads botocore.
+side never loads botocore or redis-py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "dynamodb": "blobcache._backends.dynamodb",
     "sqlite": "blobcache._backends.sqlite",
+    "redis": "blobcache._backends.redis",
 }
 
 

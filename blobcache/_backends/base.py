@@ -79,9 +79,10 @@ class StoredItem:
 class Backend(Protocol):
     """A store that keeps `Item`\\ s by digest. Inputs are already validated."""
 
-    #: The URL scheme that opens it: "dynamodb" or "sqlite".
+    #: The backend's name: "dynamodb", "sqlite" or "redis" (which ``rediss``/``unix`` URLs open).
     name: str
-    #: What messages call the store: a table name or a database file.
+    #: What messages call the store: a table name, a database file, or a Redis URL
+    #: without its password.
     target: str
     #: Fields bound to every log line of a cache on this backend (``backend``, ``table``).
     log_fields: Mapping[str, str]

@@ -14,13 +14,15 @@ from blobcache.maintenance._stored import MAX_ITEM_BYTES, item_bytes, stored_ite
 class ItemSize:
     """One item's size as DynamoDB counts it, and its room left below the 400 KB limit.
 
+    ``headroom_bytes`` is ``None`` on Redis, whose layout has no item limit.
+
     .. versionadded:: 0.1
     """
 
     digest: str
     paths: int
     bytes: int
-    headroom_bytes: int
+    headroom_bytes: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +38,8 @@ class Stats:
     histogram: tuple[tuple[int, int], ...]
     #: The largest items, largest first.
     largest: tuple[ItemSize, ...]
-    #: DynamoDB's item size limit the headroom is measured against.
-    limit_bytes: int = MAX_ITEM_BYTES
+    #: DynamoDB's item size limit the headroom is measured against; ``None`` on Redis.
+    limit_bytes: int | None = MAX_ITEM_BYTES
 
 
 def stats(cache: BlobCache, *, top: int = 5, segments: int | None = None) -> Stats:
@@ -74,8 +76,11 @@ def stats(cache: BlobCache, *, top: int = 5, segments: int | None = None) -> Sta
             heapq.heappush(heap, entry)
         elif top and entry > heap[0]:
             heapq.heapreplace(heap, entry)
+    # A SQLite cache may move to DynamoDB, so its headroom is shown; zot's Redis layout
+    # keeps paths in a set with no size limit, and a Redis cache stays on Redis.
+    limit = None if cache.name == "redis" else MAX_ITEM_BYTES
     largest = tuple(
-        ItemSize(digest, count, size, MAX_ITEM_BYTES - size)
+        ItemSize(digest, count, size, None if limit is None else limit - size)
         for size, digest, count in sorted(heap, reverse=True)
     )
-    return Stats(digests, paths, tuple(sorted(copies.items())), largest)
+    return Stats(digests, paths, tuple(sorted(copies.items())), largest, limit)
