@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from blobcache._backends.base import Backend
+    from blobcache._backends.dynamodb import DynamoDBBackend
+    from blobcache._backends.redis import RedisBackend
+    from blobcache._backends.sqlite import SQLiteBackend
     from blobcache._url import Location
+
+    # mypy checks here that every backend keeps the whole protocol.
+    _BACKENDS: tuple[type[Backend], ...] = (DynamoDBBackend, RedisBackend, SQLiteBackend)
 
 #: URL scheme -> module whose ``open_location(location)`` builds the backend.
 _MODULES = {

@@ -84,8 +84,10 @@ class Backend(Protocol):
     #: What messages call the store: a table name, a database file, or a Redis URL
     #: without its password.
     target: str
-    #: Fields bound to every log line of a cache on this backend (``backend``, ``table``).
-    log_fields: Mapping[str, str]
+
+    @property
+    def log_fields(self) -> Mapping[str, str]:
+        """Fields bound to every log line of a cache on this backend (``backend``, ``table``)."""
 
     def create_table(self) -> bool:
         """Create the table or schema if missing; return whether it was created."""
