@@ -44,7 +44,7 @@ def test_every_block_is_run_or_covered(block: Block) -> None:
     (parsed here), Sphinx markup, or a console transcript marked
     '<!-- covered by FILE::TEST -->' naming a test that exists. Anything else fails, so a
     new block cannot go unchecked."""
-    if block.info in ("python", "{doctest}"):
+    if block.info in ("python", "{doctest}", "{testsetup}", "{testcleanup}"):
         return
     if block.info == "json":
         json.loads(block.text)  # an IAM policy, a --json document: it must at least parse
@@ -65,13 +65,24 @@ def _pages_with(info: str) -> list[Path]:
 
 @pytest.mark.parametrize("page", _pages_with("{doctest}"), ids=lambda page: page.name)
 def test_doctest_blocks(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page's doctest blocks pass, in order, in one namespace."""
+    """The page's doctest blocks pass, in order, in one namespace, between its
+    ``{testsetup}`` and ``{testcleanup}`` code as Sphinx's doctest builder runs them."""
     monkeypatch.chdir(tmp_path)
-    text = "\n".join(block.text for block in blocks(page) if block.info == "{doctest}")
-    test = doctest.DocTestParser().get_doctest(text, {}, page.name, str(page), 0)
-    runner = doctest.DocTestRunner(optionflags=_DOCTEST_FLAGS)
-    runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    page_blocks = blocks(page)
+    namespace: dict[str, object] = {}
+    for block in page_blocks:
+        if block.info == "{testsetup}":
+            exec(compile(block.text, block.where, "exec"), namespace)
+    try:
+        text = "\n".join(block.text for block in page_blocks if block.info == "{doctest}")
+        test = doctest.DocTestParser().get_doctest(text, namespace, page.name, str(page), 0)
+        runner = doctest.DocTestRunner(optionflags=_DOCTEST_FLAGS)
+        runner.run(test, clear_globs=False)
+        assert runner.summarize(verbose=False).failed == 0
+    finally:
+        for block in page_blocks:
+            if block.info == "{testcleanup}":
+                exec(compile(block.text, block.where, "exec"), namespace)
 
 
 @pytest.mark.parametrize("page", _pages_with("python"), ids=lambda page: page.name)

@@ -37,7 +37,7 @@ class TestStats:
         runner = CliRunner()
         text = runner.invoke(cli, ["--url", url_of(rcache), "stats"])
         assert text.exit_code == 0, text.output
-        assert "1 digests, 1 paths" in text.output
+        assert "1 digest, 1 path" in text.output
         assert "DynamoDB" not in text.output
         assert "headroom" not in text.output
         as_json = json.loads(
