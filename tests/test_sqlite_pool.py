@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from blobcache import BlobCache
-from tests.helpers import CacheFactory, backend_of, digest_of, read_raw
+from tests.helpers import CacheFactory, backend_of, digest_of, read_raw, run_together
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc/self/fd"
@@ -200,3 +200,15 @@ class TestBoundedPool:
             stale.execute("SELECT 1")
         backend._release(fresh)
         assert backend._idle == [fresh]
+
+
+class TestFreshFile:
+    def test_threads_opening_a_fresh_file_at_once_all_succeed(self, tmp_path: Any) -> None:
+        """Eight threads whose first call opens a brand-new file at once: the one that
+        creates the schema wins, and none of the others takes the half-seen file for
+        another application's (the foreign-file check reads the schema in one snapshot)."""
+        for attempt in range(10):
+            path = tmp_path / f"fresh-{attempt}.db"
+            with BlobCache.from_url(f"sqlite:///{path}") as cache:
+                run_together(lambda n: cache.put(digest_of(n), f"/p/{n}"), list(range(8)))
+                assert {digest for digest in read_raw(cache)} == {digest_of(n) for n in range(8)}

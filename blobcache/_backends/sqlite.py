@@ -205,13 +205,19 @@ class SQLiteBackend:
         Only reads: a fresh file has no tables and version 0; a blobcache file has
         a version and both of blobcache's tables.
         """
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        tables = {
-            name
-            for (name,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
-            )
-        }
+        # One read transaction, one snapshot: read apart, a version from before another
+        # connection created the schema and tables from after would look foreign.
+        connection.execute("BEGIN DEFERRED")
+        try:
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+                )
+            }
+        finally:
+            connection.execute("COMMIT")
         ours = version > 0 and {"blobcache_item", "blobcache_path"} <= tables
         if tables and not ours:
             raise ConfigurationError(
