@@ -211,4 +211,4 @@ class TestFreshFile:
             path = tmp_path / f"fresh-{attempt}.db"
             with BlobCache.from_url(f"sqlite:///{path}") as cache:
                 run_together(lambda n: cache.put(digest_of(n), f"/p/{n}"), list(range(8)))
-                assert {digest for digest in read_raw(cache)} == {digest_of(n) for n in range(8)}
+                assert set(read_raw(cache)) == {digest_of(n) for n in range(8)}
