@@ -481,7 +481,7 @@ def put(ctx: click.Context, digest: str, path: str) -> None:
 @_handled
 def get(ctx: click.Context, digest: str) -> None:
     """Print the original path of DIGEST (exit 1 if it has no entry)."""
-    click.echo(_open_cache(ctx).get(digest))
+    click.echo(_text(_open_cache(ctx).get(digest)))
 
 
 @cli.command()
@@ -496,7 +496,7 @@ def paths(ctx: click.Context, digest: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"digest": digest, "original": found[0], "paths": found}))
     else:
-        click.echo("\n".join(found))
+        click.echo("\n".join(map(_text, found)))
 
 
 @cli.command()

@@ -259,6 +259,21 @@ class TestHostileOutput:
         document = json.loads(run("--url", url, "verify", "--json").stdout)
         assert [finding["path"] for finding in document["findings"]] == [forged]
 
+    def test_get_and_paths_escape_control_characters(self, tmp_path: Path) -> None:
+        """A stored path with a newline is one escaped line in get's and paths' text
+        output, so it cannot pass for a second path; --json keeps it exact."""
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+        forged = "/a\n/forged"
+        with BlobCache.from_url(url) as cache:
+            cache.put(D, forged)
+            cache.put(D, "/b")
+        got = run("--url", url, "get", D).stdout.splitlines()
+        assert got == ["/a\\n/forged"]
+        listed = run("--url", url, "paths", D).stdout.splitlines()
+        assert listed == ["/a\\n/forged", "/b"]
+        document = json.loads(run("--url", url, "paths", D, "--json").stdout)
+        assert document["paths"] == [forged, "/b"]
+
     @pytest.mark.parametrize(
         "call",
         [
