@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from blobcache._cache import BlobCache
 from blobcache._errors import InvalidDigest, InvalidPath
 from blobcache._validate import parse_digest
-from blobcache.maintenance._fs import EMPTY_DIGESTS, hash_file, inside
+from blobcache.maintenance._fs import hash_file, inside
 from blobcache.maintenance._location import S3Location, StorageLocation, parse_location
-from blobcache.maintenance._pool import bounded_map
+from blobcache.maintenance._spool import (
+    BlobSpool,
+    Progress,
+    SpooledBlob,
+    record_spooled,
+    verify_spooled,
+)
 from blobcache.maintenance._stored import log
-
-#: Called as ``progress(done, total)`` while digests are recorded.
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,59 +128,35 @@ def index(
         raise InvalidPath(top, "not a directory; give the storage root of a registry")
     if cache.root is not None and top != cache.root and inside(cache.root, top) is None:
         raise InvalidPath(top, f"not inside the cache's root {cache.root!r}")
-    found: dict[str, list[_Blob]] = {}
-    skipped = 0
-    for digest, blob in _walk(top):
-        if blob is None:
-            skipped += 1
-        else:
-            found.setdefault(digest, []).append(blob)
-    log.info("index_started", root=top, digests=len(found))
-
-    def prepare(group: tuple[str, list[_Blob]]) -> tuple[str, list[str], list[DigestMismatch]]:
-        digest, blobs = group
-        content = [blob for blob in blobs if blob.size or digest in EMPTY_DIGESTS]
-        placeholders = [blob for blob in blobs if blob not in content]
-        mismatches = []
-        if verify_digests:
-            algorithm = digest.partition(":")[0]
-            for blob in list(content):
-                actual = hash_file(blob.path, algorithm)
-                if actual is not None and actual != digest:
-                    content.remove(blob)
-                    mismatches.append(DigestMismatch(blob.path, digest, actual))
-                    log.warning("digest_mismatch", digest=digest, path=blob.path, actual=actual)
-        return digest, [blob.path for blob in (*content, *placeholders)], mismatches
-
-    mismatches: list[DigestMismatch] = []
-
-    def groups() -> Iterator[tuple[str, list[str]]]:
-        # Hashing is what pays for threads; without it there is nothing to spread.
-        threads = workers if verify_digests else 1
-        for digest, paths, wrong in bounded_map(prepare, found.items(), threads):
-            mismatches.extend(wrong)
-            yield digest, paths
-
-    recorded = record_groups(cache, groups(), progress, len(found))
-
-    blobs = [blob for group in found.values() for blob in group]
+    spool = BlobSpool()
+    try:
+        skipped = 0
+        for sequence, (digest, blob) in enumerate(_walk(top)):
+            if blob is None:
+                skipped += 1
+                continue
+            device, inode = blob.inode
+            # The walk's order decides which copy with content becomes the original.
+            spool.add(
+                SpooledBlob(digest, blob.path, blob.size, f"{device}:{inode}", f"{sequence:016d}")
+            )
+        log.info("index_started", root=top, digests=spool.digests())
+        mismatches = (
+            [
+                DigestMismatch(blob.path, blob.digest, actual)
+                for blob, actual in verify_spooled(spool, _hash, workers)
+            ]
+            if verify_digests
+            else []
+        )
+        counts = record_spooled(cache, spool, progress, one_copy_per_tag=True)
+    finally:
+        spool.close()
     report = IndexReport(
         root=top,
-        blobs=len(blobs),
-        digests=len(found),
-        duplicates=len(blobs) - len(found),
-        placeholders=sum(
-            1 for digest, group in found.items() for blob in group if _placeholder(digest, blob)
-        ),
-        without_content=sum(
-            1
-            for digest, group in found.items()
-            if all(_placeholder(digest, blob) for blob in group)
-        ),
-        reclaimable_bytes=sum(_reclaimable(group) for group in found.values()),
-        recorded=recorded,
         skipped=skipped,
         mismatches=tuple(sorted(mismatches, key=lambda mismatch: mismatch.path)),
+        **counts,
     )
     log.info(
         "index_finished",
@@ -188,37 +167,6 @@ def index(
         mismatches=len(report.mismatches),
     )
     return report
-
-
-def record_groups(
-    cache: BlobCache,
-    groups: Iterable[tuple[str, list[str]]],
-    progress: Progress | None,
-    total: int,
-) -> int:
-    """Record each digest's paths, in order, by `BlobCache.put_many` batches; count them.
-
-    A batch holds whole digests and at least ``Options.batch_size`` pairs (one
-    transaction on SQLite, concurrent requests on DynamoDB); ``progress`` is
-    called after each.
-    """
-    batch: list[tuple[str, str]] = []
-    recorded = done = reported = 0
-    for digest, paths in groups:
-        batch.extend((digest, path) for path in paths)
-        done += 1
-        if len(batch) >= cache.options.batch_size:
-            cache.put_many(batch)
-            recorded, batch = recorded + len(batch), []
-            if progress is not None:
-                progress(done, total)
-                reported = done
-    if batch:
-        cache.put_many(batch)
-        recorded += len(batch)
-    if progress is not None and done > reported:
-        progress(done, total)
-    return recorded
 
 
 def _walk(top: str) -> Iterator[tuple[str, _Blob | None]]:
@@ -242,11 +190,5 @@ def _walk(top: str) -> Iterator[tuple[str, _Blob | None]]:
             yield digest, _Blob(path, status.st_size, (status.st_dev, status.st_ino))
 
 
-def _placeholder(digest: str, blob: _Blob) -> bool:
-    return blob.size == 0 and digest not in EMPTY_DIGESTS
-
-
-def _reclaimable(group: list[_Blob]) -> int:
-    """Bytes freed if every copy shared the first copy's inode."""
-    sizes = {blob.inode: blob.size for blob in group if blob.size}
-    return sum(sizes.values()) - max(sizes.values(), default=0)
+def _hash(blob: SpooledBlob) -> str | None:
+    return hash_file(blob.path, blob.digest.partition(":")[0])
