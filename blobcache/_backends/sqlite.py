@@ -148,6 +148,13 @@ class SQLiteBackend:
                 self._generation = _fork_generation
 
     def _open(self, *, create: bool) -> _Connection:
+        # One thread of this process opens at a time: connections switching a fresh file
+        # to WAL while another creates its schema can get "database is locked" at once,
+        # without the busy timeout (SQLite's deadlock avoidance). Opens are rare: pooled.
+        with self._lock:
+            return self._open_unlocked(create=create)
+
+    def _open_unlocked(self, *, create: bool) -> _Connection:
         with self._translate():
             try:
                 connection = sqlite3.connect(
