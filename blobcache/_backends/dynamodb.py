@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import queue
 import random
 import threading
 import time
@@ -37,6 +36,7 @@ from blobcache._errors import (
 )
 from blobcache._model import DIGEST, LEGACY_PATHS, ORIGINAL, PATHS, key_schema
 from blobcache._options import Options
+from blobcache._threads import interleave
 from blobcache._url import Location, redact
 
 #: The placeholders every expression uses for `BlobRecord`'s attributes.
@@ -680,44 +680,11 @@ class DynamoDBBackend:
         if segments <= 1:
             yield from self._scan_segment(None)
             return
-        results: queue.Queue[StoredItem | BaseException | None] = queue.Queue(maxsize=1000)
-        stop = threading.Event()
-
-        def hand_over(result: StoredItem | BaseException | None) -> bool:
-            # Never block for good: the consumer may have stopped reading.
-            while not stop.is_set():
-                try:
-                    results.put(result, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def feed(segment: int) -> None:
-            try:
-                for item in self._scan_segment((segment, segments)):
-                    if not hand_over(item):
-                        return
-                hand_over(None)
-            except BaseException as exc:  # re-raised by the consumer
-                hand_over(exc)
-
-        for n in range(segments):
-            threading.Thread(
-                target=feed, args=(n,), daemon=True, name=f"blobcache-scan-{n}"
-            ).start()
-        try:
-            running = segments
-            while running:
-                result = results.get()
-                if result is None:
-                    running -= 1
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    yield result
-        finally:
-            stop.set()
+        yield from interleave(
+            [functools.partial(self._scan_segment, (n, segments)) for n in range(segments)],
+            buffer=1000,
+            name="blobcache-scan",
+        )
 
     def _scan_segment(self, segment: tuple[int, int] | None) -> Iterator[StoredItem]:
         request: dict[str, Any] = {

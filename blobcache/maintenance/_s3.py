@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from botocore.exceptions import (
 )
 
 from blobcache._errors import BlobCacheError, ConfigurationError, StoreUnavailable, shorten
+from blobcache._threads import interleave
 from blobcache.maintenance._location import S3Location
 
 _CHUNK = 1 << 20
@@ -140,57 +140,23 @@ class Bucket:
             arguments["ContinuationToken"] = token
 
     def _concurrently(self, prefixes: list[str], workers: int) -> Iterator[S3Object]:
-        # Few pages in flight: listers parse on the GIL and can outrun the consumer.
-        pages: queue.Queue[list[S3Object] | BaseException | None] = queue.Queue(_QUEUED_PAGES)
-        stop = threading.Event()
         todo: queue.SimpleQueue[str] = queue.SimpleQueue()
         for prefix in prefixes:
             todo.put(prefix)
 
-        def hand_over(item: list[S3Object] | BaseException | None) -> None:
-            while not stop.is_set():
+        def lister() -> Iterator[list[S3Object]]:
+            while True:
                 try:
-                    pages.put(item, timeout=0.1)
+                    prefix = todo.get_nowait()
+                except queue.Empty:
                     return
-                except queue.Full:
-                    continue
+                for page, _ in self._pages(prefix, None):
+                    yield page
 
-        def lister() -> None:
-            try:
-                while not stop.is_set():
-                    try:
-                        prefix = todo.get_nowait()
-                    except queue.Empty:
-                        break
-                    for page, _ in self._pages(prefix, None):
-                        if stop.is_set():
-                            break
-                        hand_over(page)
-            except BaseException as exc:  # handed to the consumer, raised there
-                hand_over(exc)
-            finally:
-                hand_over(None)
-
-        threads = [
-            threading.Thread(target=lister, name="blobcache-list", daemon=True)
-            for _ in range(min(workers, _LISTERS, len(prefixes)))
-        ]
-        for thread in threads:
-            thread.start()
-        running = len(threads)
-        try:
-            while running:
-                item = pages.get()
-                if item is None:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield from item
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+        listers = [lister] * min(workers, _LISTERS, len(prefixes))
+        # Few pages in flight: listers parse on the GIL and can outrun the consumer.
+        for page in interleave(listers, buffer=_QUEUED_PAGES, name="blobcache-list"):
+            yield from page
 
     def head(self, key: str, etag: str | None = None) -> S3Object | None:
         """The object at ``key``; ``None`` if there is none (or, with ``etag``, another one)."""
