@@ -325,6 +325,13 @@ def _echo_json(value: Any, **extra: Any) -> None:
     click.echo(json.dumps(document, ensure_ascii=False, sort_keys=True))
 
 
+def _echo_skipped(skipped: Iterable[Any]) -> None:
+    """On stderr, each path a command passed over and why."""
+    for item in skipped:
+        detail = f": {item.detail}" if item.detail else ""
+        click.echo(f"skipped ({item.reason}): {_text(item.path)}{_text(detail)}", err=True)
+
+
 def _echo_lines(records: Iterable[Any]) -> None:
     for record in records:
         click.echo(json.dumps(_plain(record), ensure_ascii=False, sort_keys=True))
@@ -737,11 +744,7 @@ def dedupe(
         already = "already placeholders" if on_s3 else "already linked"
         for link in report.links:
             click.echo(f"{verb}: {_text(link.path)} -> {_text(link.original)}")
-        for skipped in report.skipped:
-            detail = f": {skipped.detail}" if skipped.detail else ""
-            click.echo(
-                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
-            )
+        _echo_skipped(report.skipped)
         copies = _count(len(report.links), "copy", "copies")
         click.echo(
             (f"{copies} {done}" if yes else f"{copies} would be {done}")
@@ -788,11 +791,7 @@ def restore(
         verb = "restored" if yes else "would restore"
         for item in report.restored:
             click.echo(f"{verb}: {_text(item.path)} <- {_text(item.source)}")
-        for skipped in report.skipped:
-            detail = f": {skipped.detail}" if skipped.detail else ""
-            click.echo(
-                f"skipped ({skipped.reason}): {_text(skipped.path)}{_text(detail)}", err=True
-            )
+        _echo_skipped(report.skipped)
         click.echo(
             f"{_count(len(report.restored), 'placeholder')} {verb}, {_size(report.restored_bytes)} "
             f"{'copied' if yes else 'to copy'}, {len(report.skipped)} skipped"
