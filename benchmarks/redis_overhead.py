@@ -11,10 +11,8 @@ median time of each call, and blobcache/raw.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
@@ -22,13 +20,10 @@ from blobcache import BlobCache
 from blobcache._backends.redis import _DELETE, _GET, _PUT
 from blobcache.testing import redis_server
 
+sys.path.insert(0, str(Path(__file__).parent))
+from side_by_side import interleaved, report
+
 TARGET = 1.15
-CALLS = ("put", "get", "has", "delete")
-
-
-def digest_of(n: int) -> str:
-    """A sha256 digest, distinct for each ``n``."""
-    return "sha256:" + f"{n:064x}"
 
 
 class RawSide:
@@ -66,66 +61,16 @@ class RawSide:
         self.client.close()
 
 
-def steps(side: BlobCache | RawSide, base: int, calls: int) -> dict[str, Callable[[int], object]]:
-    """Each call kind as a function of ``n``, on ``calls`` new digests from ``base``."""
-    digests = [digest_of(base + n) for n in range(calls)]
-    paths = [f"/srv/registry/repo/blobs/sha256/{n:064x}" for n in range(base, base + calls)]
-    return {
-        "put": lambda n: side.put(digests[n], paths[n]),
-        "get": lambda n: side.get(digests[n]),
-        "has": lambda n: side.has(digests[n], paths[n]),
-        "delete": lambda n: side.delete(digests[n], paths[n]),
-    }
-
-
 def measure(url: str, rounds: int, calls: int) -> dict[str, tuple[float, float]]:
-    """Median per-call seconds (blobcache, raw) of each call.
-
-    Each round puts, reads, checks and deletes ``calls`` new digests; within a phase the
-    two sides alternate call by call (and which goes first), so a burst of noise from
-    other processes lands on both, and the median drops it.
-    """
-    samples: dict[str, dict[str, list[float]]] = {
-        side: {name: [] for name in CALLS} for side in ("blobcache", "raw")
-    }
-    clock = time.perf_counter
+    """Median per-call seconds (blobcache, raw) of each call."""
     cache = BlobCache.from_url(f"{url}/0?prefix=bench-blobcache")
     cache.create_table()
     raw = RawSide(f"{url}/0", "bench-raw")
     try:
-        for number in range(rounds + 1):  # round 0 warms both sides up, unrecorded
-            base = calls * number
-            sides = [("blobcache", steps(cache, base, calls)), ("raw", steps(raw, base, calls))]
-            for name in CALLS:
-                for n in range(calls):
-                    for side, step in sides if n % 2 == 0 else reversed(sides):
-                        start = clock()
-                        step[name](n)
-                        elapsed = clock() - start
-                        if number:
-                            samples[side][name].append(elapsed)
+        return interleaved(cache, raw, rounds, calls)
     finally:
         cache.close()
         raw.close()
-    return {
-        name: (
-            statistics.median(samples["blobcache"][name]),
-            statistics.median(samples["raw"][name]),
-        )
-        for name in CALLS
-    }
-
-
-def report(results: dict[str, tuple[float, float]]) -> bool:
-    """Print the table; return whether every ratio meets the target."""
-    print(f"{'call':<8}{'blobcache µs':>14}{'raw µs':>10}{'ratio':>8}")
-    within = True
-    for name, (ours, theirs) in results.items():
-        ratio = ours / theirs
-        within = within and ratio <= TARGET
-        flag = "" if ratio <= TARGET else f"  > {TARGET}x"
-        print(f"{name:<8}{ours * 1e6:>14.1f}{theirs * 1e6:>10.1f}{ratio:>7.2f}x{flag}")
-    return within
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Python {sys.version.split()[0]}, redis-py {redis.__version__}, redis-server "
             f"{version}; {args.rounds} rounds x {args.calls} calls of each kind; median per call"
         )
-        ok = report(measure(server.url, args.rounds, args.calls))
+        ok = report(measure(server.url, args.rounds, args.calls), TARGET)
     print(f"\ntarget: every ratio <= {TARGET}x: {'met' if ok else 'MISSED'}")
     return 0 if ok or not args.strict else 1
 

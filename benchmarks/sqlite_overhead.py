@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from blobcache import BlobCache, Options
 from blobcache._backends.sqlite import _SCHEMA
 
+sys.path.insert(0, str(Path(__file__).parent))
+from side_by_side import interleaved, report
+
 TARGET = 1.3
-CALLS = ("put", "get", "has", "delete")
-
-
-def digest_of(n: int) -> str:
-    """A sha256 digest, distinct for each ``n``."""
-    return "sha256:" + f"{n:064x}"
 
 
 class RawSide:
@@ -93,30 +87,9 @@ class RawSide:
         self.connection.close()
 
 
-def steps(side: BlobCache | RawSide, base: int, calls: int) -> dict[str, Callable[[int], object]]:
-    """Each call kind as a function of ``n``, on ``calls`` new digests from ``base``."""
-    digests = [digest_of(base + n) for n in range(calls)]
-    paths = [f"/srv/registry/repo/blobs/sha256/{n:064x}" for n in range(base, base + calls)]
-    return {
-        "put": lambda n: side.put(digests[n], paths[n]),
-        "get": lambda n: side.get(digests[n]),
-        "has": lambda n: side.has(digests[n], paths[n]),
-        "delete": lambda n: side.delete(digests[n], paths[n]),
-    }
-
-
 def measure(synchronous: str, rounds: int, calls: int) -> dict[str, tuple[float, float]]:
-    """Median per-call seconds (blobcache, raw) of each call at one ``synchronous`` level.
-
-    Each round puts, reads, checks and deletes ``calls`` new digests; within a phase the
-    two sides alternate call by call (and which goes first), so a burst of noise from
-    other processes lands on both, and the median drops it.
-    """
+    """Median per-call seconds (blobcache, raw) of each call at one ``synchronous`` level."""
     options = Options(synchronous=synchronous)  # type: ignore[arg-type]
-    samples: dict[str, dict[str, list[float]]] = {
-        side: {name: [] for name in CALLS} for side in ("blobcache", "raw")
-    }
-    clock = time.perf_counter
     with tempfile.TemporaryDirectory(prefix="blobcache-bench-") as directory:
         cache = BlobCache.from_url(
             f"sqlite:///{Path(directory) / 'blobcache.db'}", synchronous=synchronous
@@ -124,40 +97,10 @@ def measure(synchronous: str, rounds: int, calls: int) -> dict[str, tuple[float,
         cache.create_table()
         raw = RawSide(str(Path(directory) / "raw.db"), options)
         try:
-            for number in range(rounds + 1):  # round 0 warms both sides up, unrecorded
-                base = calls * number
-                sides = [("blobcache", steps(cache, base, calls)), ("raw", steps(raw, base, calls))]
-                for name in CALLS:
-                    for n in range(calls):
-                        for side, step in sides if n % 2 == 0 else reversed(sides):
-                            start = clock()
-                            step[name](n)
-                            elapsed = clock() - start
-                            if number:
-                                samples[side][name].append(elapsed)
+            return interleaved(cache, raw, rounds, calls)
         finally:
             cache.close()
             raw.close()
-    return {
-        name: (
-            statistics.median(samples["blobcache"][name]),
-            statistics.median(samples["raw"][name]),
-        )
-        for name in CALLS
-    }
-
-
-def report(synchronous: str, results: dict[str, tuple[float, float]]) -> bool:
-    """Print one table; return whether every ratio meets the target."""
-    print(f"\nsynchronous={synchronous}")
-    print(f"{'call':<8}{'blobcache µs':>14}{'raw µs':>10}{'ratio':>8}")
-    within = True
-    for name, (ours, theirs) in results.items():
-        ratio = ours / theirs
-        within = within and ratio <= TARGET
-        flag = "" if ratio <= TARGET else f"  > {TARGET}x"
-        print(f"{name:<8}{ours * 1e6:>14.1f}{theirs * 1e6:>10.1f}{ratio:>7.2f}x{flag}")
-    return within
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = True
     for synchronous in dict.fromkeys((Options().synchronous, "NORMAL")):
-        ok = report(synchronous, measure(synchronous, args.rounds, args.calls)) and ok
+        print(f"\nsynchronous={synchronous}")
+        ok = report(measure(synchronous, args.rounds, args.calls), TARGET) and ok
     print(f"\ntarget: every ratio <= {TARGET}x: {'met' if ok else 'MISSED'}")
     return 0 if ok or not args.strict else 1
 
